@@ -1,0 +1,200 @@
+"""Pipeline YAML -> a frozen, validated PipelineConfig.
+
+Order: read YAML -> expand presets from conf/ -> apply `key=value` overrides -> validate.
+`generator` and `trainer` (and later `gates`) may name a preset file (`trainer: fast` reads
+conf/trainers/fast.yaml) or be a mapping, optionally with `preset:` plus keys that override it.
+Unknown keys are errors naming their full path.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthaug.errors import BadInput
+from synthaug.generators.base import TrainerConfig
+
+PRESET_DIRS = {"generator": "generators", "trainer": "trainers"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceConfig(_Strict):
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    schema_path: str | None = Field(None, alias="schema", description="schema JSON overriding inference")
+
+
+class SplitConfig(_Strict):
+    holdout: float = Field(0.2, ge=0.0, lt=0.9, description="share of rows kept out of training, for validation")
+    stratify: bool = True
+
+
+class GeneratorSection(_Strict):
+    name: str = "vae"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SampleConfig(_Strict):
+    n_rows: int = Field(..., gt=0)
+    rows_per_shard: int = Field(100_000, gt=0)
+    batch_size: int = Field(10_000, gt=0)
+    synthetic_column: str | None = Field(None, description="add a bool column of this name set to true")
+    conditions: dict[str, Any] | None = None
+
+
+class OutputConfig(_Strict):
+    dir: str
+
+
+class PipelineConfig(_Strict):
+    name: str
+    seed: int = 0
+    source: SourceConfig
+    target: str | None = Field(None, description="label column: stratifies the split")
+    split: SplitConfig = SplitConfig()
+    generator: GeneratorSection = GeneratorSection()
+    trainer: TrainerConfig = TrainerConfig()
+    sample: SampleConfig
+    output: OutputConfig
+
+    def config_hash(self) -> str:
+        """sha256 of everything that shapes the output (not where it goes)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data.pop("output")
+        data["trainer"].pop("progress_bar")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def conf_dirs(pipeline_path: Path | None = None) -> list[Path]:
+    """Where presets are looked up: $SYNTHAUG_CONF, ./conf, the pipeline's ../conf, the repo's conf."""
+    dirs = []
+    if os.environ.get("SYNTHAUG_CONF"):
+        dirs.append(Path(os.environ["SYNTHAUG_CONF"]))
+    dirs.append(Path.cwd() / "conf")
+    if pipeline_path is not None:
+        dirs.append(pipeline_path.resolve().parent.parent / "conf")
+    dirs.append(Path(__file__).resolve().parent.parent / "conf")
+    return dirs
+
+
+def load_preset(kind: str, name: str, dirs: list[Path], where: str) -> dict[str, Any]:
+    sub = PRESET_DIRS[kind]
+    for d in dirs:
+        f = d / sub / f"{name}.yaml"
+        if f.is_file():
+            data = _read_yaml(f)
+            return data
+    known = sorted({p.stem for d in dirs for p in (d / sub).glob("*.yaml")})
+    raise BadInput(f"{where}: unknown {kind} preset '{name}'; presets in conf/{sub}: {', '.join(known) or 'none'}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise BadInput(f"{path}: invalid YAML{at}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _expand(raw: dict[str, Any], dirs: list[Path], where: str) -> dict[str, Any]:
+    for key, kind in (("generator", "generator"), ("trainer", "trainer")):
+        value = raw.get(key)
+        if isinstance(value, str):
+            value = {"preset": value}
+        if isinstance(value, dict) and "preset" in value:
+            rest = {k: v for k, v in value.items() if k != "preset"}
+            raw[key] = _merge(load_preset(kind, str(value["preset"]), dirs, where), rest)
+    return raw
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """`a.b.c=value`: value parsed as YAML (so numbers, bools, lists work)."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise BadInput(f"override '{override}': write overrides as key=value, e.g. trainer.max_epochs=5")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise BadInput(f"override '{override}': '{'.'.join(parts[: i + 1])}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: pipeline file not found; pass a YAML under pipelines/")
+    dirs = conf_dirs(path)
+    raw = _expand(_read_yaml(path), dirs, str(path))
+    for override in overrides:
+        apply_override(raw, override)
+        raw = _expand(raw, dirs, f"override '{override}'")
+    return validate_config(raw, str(path))
+
+
+def validate_config(raw: dict[str, Any], where: str) -> PipelineConfig:
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise BadInput(describe_error(exc, where, PipelineConfig)) from None
+    from synthaug.generators.base import get_generator, make_config
+
+    try:
+        cls = get_generator(config.generator.name)
+        make_config(cls.Config, config.generator.params)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    return config
+
+
+def describe_error(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return f"{where}: unknown key '{key}'; allowed keys there: {', '.join(allowed)}"
+    if err["type"] == "missing":
+        return f"{where}: missing key '{key}'; add it (see README, 'A pipeline YAML')"
+    return f"{where}: key '{key}': {err['msg']} (got {err.get('input')!r})"
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return [f.alias or name for name, f in model.model_fields.items()]

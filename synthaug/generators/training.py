@@ -1,0 +1,97 @@
+"""Run a LightningModule under a pl.Trainer built from TrainerConfig.
+
+Every family trains through here, so early stopping, checkpoints, progress bars and seeding
+behave the same everywhere. The seed is applied inside a forked RNG so fitting does not change
+the caller's global random state.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from synthaug.generators.base import TrainerConfig
+
+
+def split_validation(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Hold out `val_fraction` of the rows (at least 8) for epoch selection; None if too few rows."""
+    n_val = int(round(len(x) * cfg.val_fraction))
+    if n_val < 8 or len(x) - n_val < 8:
+        return x, None
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order[n_val:]], x[order[:n_val]]
+
+
+def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, DataLoader | None]:
+    train, val = split_validation(x, cfg, seed)
+    gen = torch.Generator().manual_seed(seed)
+    batch = min(cfg.batch_size, len(train))
+    train_dl = DataLoader(TensorDataset(torch.from_numpy(train)), batch_size=batch, shuffle=True, generator=gen, drop_last=len(train) > batch)
+    val_dl = None if val is None else DataLoader(TensorDataset(torch.from_numpy(val)), batch_size=4096)
+    return train_dl, val_dl
+
+
+def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor: str = "val_loss") -> None:
+    """Fit `module` in place and restore the weights of its best epoch."""
+    with warnings.catch_warnings():  # Lightning 2.6 warns about torch's pytree API on import
+        warnings.simplefilter("ignore")
+        import pytorch_lightning as pl
+        from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if val_dl is None:
+        monitor = monitor.replace("val_", "train_")
+    checkpoint = ModelCheckpoint(
+        dirpath=cfg.checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_weights_only=True
+    ) if cfg.checkpoint_dir else None
+    callbacks = [checkpoint] if checkpoint else []
+    if cfg.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience))
+    best = _best_weights(monitor)
+    callbacks.append(best)
+    trainer = pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        deterministic=cfg.deterministic,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=checkpoint is not None,
+        default_root_dir=cfg.checkpoint_dir,
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LightningModule.*has no.*")
+        torch.manual_seed(seed)
+        trainer.fit(module, train_dl, val_dl)
+    if best.state is not None:
+        module.load_state_dict(best.state)
+    module.eval()
+
+
+def _best_weights(monitor: str):
+    """A callback keeping an in-memory copy of the weights at the best value of `monitor`."""
+    import pytorch_lightning as pl
+
+    class BestWeights(pl.Callback):
+        def __init__(self) -> None:
+            self.best = float("inf")
+            self.state = None
+
+        def on_train_epoch_end(self, trainer, module) -> None:  # validation has run by now
+            value = trainer.callback_metrics.get(monitor)
+            if value is not None and float(value) < self.best:
+                self.best = float(value)
+                self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    return BestWeights()

@@ -1,0 +1,154 @@
+"""One run: load -> split -> fit -> sample -> write shards -> validate -> publish or quarantine."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from synthaug.config import PipelineConfig, load_config
+from synthaug.errors import BadInput
+from synthaug.generators.base import get_generator
+from synthaug.generators.tabular.common import MIN_ROWS
+from synthaug.io.publish import check_destination, discard, make_staging, publish, quarantine
+from synthaug.io.shards import ShardWriter
+from synthaug.io.sources import data_hash, read_table
+from synthaug.schema import Schema, infer_schema, read_overrides
+
+VERSIONED = ("synthaug", "torch", "pytorch-lightning", "pandas", "pyarrow", "numpy", "scikit-learn", "great-expectations", "sdmetrics")
+
+
+@dataclass
+class RunResult:
+    status: str  # "published" | "quarantined"
+    path: Path
+    manifest: dict = field(repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "published" else 1
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def load_source(config: PipelineConfig) -> tuple[pa.Table, Schema]:
+    table = read_table(config.source.path, config.source.format)
+    if table.num_rows < MIN_ROWS:
+        raise BadInput(f"{config.source.path}: has {table.num_rows} row(s); synthaug needs at least {MIN_ROWS} to learn from")
+    overrides = read_overrides(config.source.schema_path) if config.source.schema_path else {}
+    schema = infer_schema(table, source=config.source.path, overrides=overrides, overrides_source=str(config.source.schema_path))
+    if config.target and config.target not in table.column_names:
+        raise BadInput(f"target '{config.target}' is not a column of {config.source.path}; columns there: {', '.join(table.column_names)}")
+    return table, schema
+
+
+def split(table: pa.Table, config: PipelineConfig) -> tuple[pa.Table, pa.Table | None]:
+    """Seeded train/holdout split, stratified on the target when one is declared."""
+    from sklearn.model_selection import train_test_split
+
+    if config.split.holdout == 0:
+        return table, None
+    index = np.arange(table.num_rows)
+    labels = None
+    if config.target and config.split.stratify:
+        labels = np.asarray(table[config.target].to_pandas().astype(str))
+        if np.unique(labels, return_counts=True)[1].min() < 2:
+            labels = None  # a class with one row cannot be stratified
+    try:
+        train_idx, hold_idx = train_test_split(index, test_size=config.split.holdout, random_state=config.seed, stratify=labels)
+    except ValueError:
+        train_idx, hold_idx = train_test_split(index, test_size=config.split.holdout, random_state=config.seed)
+    if len(train_idx) < MIN_ROWS:
+        raise BadInput(f"split.holdout={config.split.holdout} leaves {len(train_idx)} training rows; lower it (need {MIN_ROWS})")
+    return table.take(np.sort(train_idx)), table.take(np.sort(hold_idx))
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str, log: Callable[[str], None]):
+    log(f"{stage} ...")
+    start = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - start, 3)
+
+
+def run_pipeline(
+    config: PipelineConfig | str | Path,
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> RunResult:
+    """Run a pipeline. Raises BadInput (nothing written at the destination) on bad input."""
+    if not isinstance(config, PipelineConfig):
+        config = load_config(config, overrides)
+    dest = Path(config.output.dir)
+    check_destination(dest, overwrite)
+    timings: dict[str, float] = {}
+    with _timed(timings, "load", log):
+        table, schema = load_source(config)
+        train, holdout = split(table, config)
+    generator = get_generator(config.generator.name)(config.generator.params)
+    staging = make_staging(dest)
+    try:
+        trainer = config.trainer.model_copy(update={"checkpoint_dir": str(staging / "checkpoints")})
+        with _timed(timings, "fit", log):
+            generator.fit(train, schema, trainer, seed=config.seed)
+        generator.save(staging / "model")
+        schema.save(staging / "schema.json")
+        checks = []
+        with _timed(timings, "sample", log):
+            from synthaug.validation.shape import check_shard
+
+            writer = ShardWriter(
+                staging,
+                schema.arrow_schema(),
+                config.sample.rows_per_shard,
+                config.sample.synthetic_column,
+                on_shard=lambda path, t: checks.extend(check_shard(t, schema, path.name)),
+            )
+            for batch in generator.sample_tables(
+                config.sample.n_rows, seed=config.seed, conditions=config.sample.conditions, batch_size=config.sample.batch_size
+            ):
+                writer.write(batch)
+            shards = writer.close()
+        passed = all(c.passed for c in checks)
+        manifest = {
+            "name": config.name,
+            "status": "published" if passed else "quarantined",
+            "seed": config.seed,
+            "config_hash": config.config_hash(),
+            "config": config.model_dump(mode="json", by_alias=True),
+            "source": {"path": config.source.path, "sha256": data_hash(config.source.path), "rows": table.num_rows},
+            "split": {"train_rows": train.num_rows, "holdout_rows": holdout.num_rows if holdout is not None else 0},
+            "generator": config.generator.name,
+            "rows": sum(s.rows for s in shards),
+            "shards": [s.to_dict() for s in shards],
+            "checks": [c.to_dict() for c in checks],
+            "versions": versions(),
+            "timings": timings,
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (staging / "report.json").write_text(json.dumps({"passed": passed, "checks": manifest["checks"]}, indent=2))
+        if not passed:
+            where = quarantine(staging, dest, config.config_hash()[:12])
+            return RunResult("quarantined", where, manifest)
+        publish(staging, dest)
+        return RunResult("published", dest, manifest)
+    except BaseException:
+        discard(staging)
+        raise

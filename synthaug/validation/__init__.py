@@ -1,0 +1,1 @@
+"""Checks on synthetic data: expectations (GX), fidelity and privacy metrics."""
