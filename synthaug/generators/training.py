@@ -17,6 +17,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from synthaug.generators.base import TrainerConfig
 
 
+def lightning():
+    """Import pytorch_lightning (slow, so only when training) without its import-time warnings."""
+    with warnings.catch_warnings():  # Lightning 2.6 warns about torch's pytree API on import
+        warnings.simplefilter("ignore")
+        import pytorch_lightning as pl
+    return pl
+
+
 def split_validation(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Hold out `val_fraction` of the rows (at least 8) for epoch selection; None if too few rows."""
     n_val = int(round(len(x) * cfg.val_fraction))
@@ -37,10 +45,8 @@ def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, D
 
 def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor: str = "val_loss") -> None:
     """Fit `module` in place and restore the weights of its best epoch."""
-    with warnings.catch_warnings():  # Lightning 2.6 warns about torch's pytree API on import
-        warnings.simplefilter("ignore")
-        import pytorch_lightning as pl
-        from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    pl = lightning()
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -81,7 +87,7 @@ def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor:
 
 def _best_weights(monitor: str):
     """A callback keeping an in-memory copy of the weights at the best value of `monitor`."""
-    import pytorch_lightning as pl
+    pl = lightning()
 
     class BestWeights(pl.Callback):
         def __init__(self) -> None:

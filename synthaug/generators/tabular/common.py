@@ -1,7 +1,7 @@
 """What every tabular family shares: checks, encoding, seeded batched sampling, conditions, save/load.
 
 A family implements three things on its torch module: `_fit(x, trainer, seed)` on the encoded
-float matrix, `_sample(n, generator)` returning encoded rows, and `_build()` creating its
+float matrix, `_sample(n, generator, fixed)` returning encoded rows, and `_build()` creating its
 untrained module from `self.config` and `self.encoder` (used by load).
 """
 
@@ -65,6 +65,7 @@ class TabularGenerator(Generator):
         if n <= 0:
             raise BadInput(f"n_rows must be > 0 (got {n})")
         accept = self._condition_filter(conditions or {})
+        fixed = self._fixed_categories(conditions or {})
         done, batch_no = 0, 0
         while done < n:
             want = min(batch_size, n - done)
@@ -78,7 +79,7 @@ class TabularGenerator(Generator):
                         f"they are too rare for this model: widen them or use a conditional family (gan, rbm)"
                     )
                 draw = max(want - got, 64) if accept is None else max(4 * (want - got), 256)
-                table = self.encoder.decode(self._sample(draw, gen), start_index=0)
+                table = self.encoder.decode(self._sample(draw, gen, fixed), start_index=0)
                 drawn += draw
                 if accept is not None:
                     table = table.filter(accept(table))
@@ -131,6 +132,20 @@ class TabularGenerator(Generator):
 
         return accept
 
+    def _fixed_categories(self, conditions: dict[str, Any]) -> dict[int, int]:
+        """Equality conditions on categorical columns as {one-hot span start: category index}.
+
+        Families that can condition natively (GAN conditional vector, RBM clamping) use this;
+        the rejection filter still runs afterwards, so every family returns only matching rows.
+        """
+        fixed = {}
+        for name, want in conditions.items():
+            spec = self.schema.column(name)
+            if spec.kind in ("categorical", "boolean") and not isinstance(want, (list, tuple)):
+                span = next(s for s in self.encoder.spans_of(name) if s.role == "category")
+                fixed[span.start] = list(self.encoder.columns[name]["categories"]).index(want)
+        return fixed
+
     def _require_fitted(self) -> None:
         if self.module is None or self.encoder is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(data) or load(path) before sample()")
@@ -179,7 +194,8 @@ class TabularGenerator(Generator):
     def _fit(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> None:
         raise NotImplementedError
 
-    def _sample(self, n: int, generator) -> np.ndarray:
+    def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
+        """`n` encoded rows drawn with the torch `generator`; `fixed` as in _fixed_categories."""
         raise NotImplementedError
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import fit_module, loaders
+from synthaug.generators.training import fit_module, lightning, loaders
 
 
 class VAEConfig(BaseModel):
@@ -40,7 +40,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 def _lightning_module(width: int, spans, cfg: VAEConfig):
-    import pytorch_lightning as pl
+    pl = lightning()
 
     value_idx = [s.start for s in spans if s.kind == "value"]
     groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
@@ -116,6 +116,7 @@ class TabularVAE(TabularGenerator):
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(self.module, train_dl, val_dl, trainer, seed)
 
-    def _sample(self, n: int, generator) -> np.ndarray:
+    def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
+        # The VAE does not condition natively: conditions are met by the rejection filter.
         self.module.eval()
         return self.module.generate(n, generator).numpy()
