@@ -53,13 +53,19 @@ def run(
         if result.status == "published":
             typer.echo(f"published {m['rows']} rows in {len(m['shards'])} shard(s) to {result.path}")
         else:
-            failed = [c for c in m["checks"] if not c["passed"]]
-            for c in failed:
-                typer.echo(f"FAILED {c['name']}: {c['detail']}", err=True)
+            _print_failed_gates(m["gates"])
             typer.echo(f"gates failed; shards quarantined in {result.path}", err=True)
         raise typer.Exit(result.exit_code)
 
     _guard(body)
+
+
+def _print_failed_gates(gates: list[dict]) -> None:
+    from synthaug.validation.gates import GateResult
+
+    for g in gates:
+        if not g["passed"]:
+            typer.echo(GateResult(**g).line(), err=True)
 
 
 @app.command()
@@ -97,6 +103,33 @@ def sample(
             discard(staging)
             raise
         typer.echo(f"wrote {n} rows in {len(shards)} shard(s) to {out}")
+
+    _guard(body)
+
+
+@app.command()
+def validate(
+    real: Path = typer.Option(..., "--real", help="real training data (CSV, Parquet file or folder)"),
+    synthetic: Path = typer.Option(..., "--synthetic", help="synthetic data: a file, or a folder whose files are checked as shards"),
+    holdout: Optional[Path] = typer.Option(None, "--holdout", help="real rows not used to train the generator (enables privacy metrics)"),
+    gates: str = typer.Option("default", "--gates", help="a preset in conf/gates/"),
+    target: Optional[str] = typer.Option(None, "--target", help="label column for TSTR"),
+    out: Path = typer.Option(Path("validation"), "--out", help="folder for report.json, report.html, junit.xml, expectations/"),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Run the gates on synthetic data made elsewhere; exit 0 if all pass, 1 if any fails."""
+
+    def body():
+        from synthaug.validation.external import validate_external
+
+        report = validate_external(real, synthetic, holdout=holdout, gates=gates, target=target, out=out, seed=seed, overwrite=overwrite)
+        if report["passed"]:
+            typer.echo(f"all gates passed; report in {out}")
+            raise typer.Exit(0)
+        _print_failed_gates(report["gates"])
+        typer.echo(f"gates failed; report in {out}", err=True)
+        raise typer.Exit(1)
 
     _guard(body)
 

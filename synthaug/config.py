@@ -1,9 +1,9 @@
 """Pipeline YAML -> a frozen, validated PipelineConfig.
 
 Order: read YAML -> expand presets from conf/ -> apply `key=value` overrides -> validate.
-`generator` and `trainer` (and later `gates`) may name a preset file (`trainer: fast` reads
+`generator`, `trainer` and `gates` may name a preset file (`trainer: fast` reads
 conf/trainers/fast.yaml) or be a mapping, optionally with `preset:` plus keys that override it.
-Unknown keys are errors naming their full path.
+A pipeline without `gates` gets conf/gates/default.yaml. Unknown keys are errors naming their full path.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthaug.errors import BadInput
 from synthaug.generators.base import TrainerConfig
+from synthaug.validation.gates import GatesConfig
 
-PRESET_DIRS = {"generator": "generators", "trainer": "trainers"}
+PRESET_DIRS = {"generator": "generators", "trainer": "trainers", "gates": "gates"}
+DEFAULT_GATES = "default"
 
 
 class _Strict(BaseModel):
@@ -52,6 +54,12 @@ class SampleConfig(_Strict):
     conditions: dict[str, Any] | None = None
 
 
+class ValidationConfig(_Strict):
+    expectations: list[dict[str, Any]] = Field(default_factory=list, description="extra GX expectations: {expectation: name, kwargs: {...}}")
+    suite: str | None = Field(None, description="an existing GX suite JSON used instead of the derived one")
+    metrics_rows: int = Field(20_000, gt=0, description="synthetic rows sampled (seeded) for fidelity and privacy metrics")
+
+
 class OutputConfig(_Strict):
     dir: str
 
@@ -65,6 +73,8 @@ class PipelineConfig(_Strict):
     generator: GeneratorSection = GeneratorSection()
     trainer: TrainerConfig = TrainerConfig()
     sample: SampleConfig
+    validation: ValidationConfig = ValidationConfig()
+    gates: GatesConfig = GatesConfig()
     output: OutputConfig
 
     def config_hash(self) -> str:
@@ -93,6 +103,9 @@ def load_preset(kind: str, name: str, dirs: list[Path], where: str) -> dict[str,
         f = d / sub / f"{name}.yaml"
         if f.is_file():
             data = _read_yaml(f)
+            if "preset" in data:  # a preset may build on another one
+                base = load_preset(kind, str(data.pop("preset")), dirs, str(f))
+                data = _merge(base, data)
             return data
     known = sorted({p.stem for d in dirs for p in (d / sub).glob("*.yaml")})
     raise BadInput(f"{where}: unknown {kind} preset '{name}'; presets in conf/{sub}: {', '.join(known) or 'none'}")
@@ -113,7 +126,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _expand(raw: dict[str, Any], dirs: list[Path], where: str) -> dict[str, Any]:
-    for key, kind in (("generator", "generator"), ("trainer", "trainer")):
+    raw.setdefault("gates", DEFAULT_GATES)
+    for key, kind in (("generator", "generator"), ("trainer", "trainer"), ("gates", "gates")):
         value = raw.get(key)
         if isinstance(value, str):
             value = {"preset": value}

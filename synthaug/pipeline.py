@@ -21,6 +21,7 @@ from synthaug.io.publish import check_destination, discard, make_staging, publis
 from synthaug.io.shards import ShardWriter
 from synthaug.io.sources import data_hash, read_table
 from synthaug.schema import Schema, infer_schema, read_overrides
+from synthaug.validation.checks import ShardValidator, finish
 
 VERSIONED = ("synthaug", "torch", "pytorch-lightning", "pandas", "pyarrow", "numpy", "scikit-learn", "great-expectations", "sdmetrics")
 
@@ -110,42 +111,61 @@ def run_pipeline(
             generator.fit(train, schema, trainer, seed=config.seed)
         generator.save(staging / "model")
         schema.save(staging / "schema.json")
-        checks = []
+        train_df = train.to_pandas()
         with _timed(timings, "sample", log):
-            from synthaug.validation.shape import check_shard
-
+            validator = ShardValidator(
+                schema,
+                train_df,
+                config.gates,
+                config.name,
+                rows_per_shard=config.sample.rows_per_shard,
+                extra=config.validation.expectations,
+                suite_path=config.validation.suite,
+            )
             writer = ShardWriter(
-                staging,
-                schema.arrow_schema(),
-                config.sample.rows_per_shard,
-                config.sample.synthetic_column,
-                on_shard=lambda path, t: checks.extend(check_shard(t, schema, path.name)),
+                staging, schema.arrow_schema(), config.sample.rows_per_shard, config.sample.synthetic_column, on_shard=validator
             )
             for batch in generator.sample_tables(
                 config.sample.n_rows, seed=config.seed, conditions=config.sample.conditions, batch_size=config.sample.batch_size
             ):
                 writer.write(batch)
             shards = writer.close()
-        passed = all(c.passed for c in checks)
-        manifest = {
+        header = {
             "name": config.name,
-            "status": "published" if passed else "quarantined",
+            "generator": config.generator.name,
             "seed": config.seed,
             "config_hash": config.config_hash(),
+            "rows": sum(s.rows for s in shards),
+        }
+        with _timed(timings, "validate", log):
+            report = finish(
+                staging,
+                validator,
+                [staging / s.path for s in shards],
+                train_df,
+                holdout.to_pandas() if holdout is not None else None,
+                config.gates,
+                target=config.target,
+                seed=config.seed,
+                metrics_rows=config.validation.metrics_rows,
+                header=header,
+            )
+        passed = report["passed"]
+        manifest = {
+            **header,
+            "status": "published" if passed else "quarantined",
             "config": config.model_dump(mode="json", by_alias=True),
             "source": {"path": config.source.path, "sha256": data_hash(config.source.path), "rows": table.num_rows},
             "split": {"train_rows": train.num_rows, "holdout_rows": holdout.num_rows if holdout is not None else 0},
-            "generator": config.generator.name,
-            "rows": sum(s.rows for s in shards),
             "shards": [s.to_dict() for s in shards],
-            "checks": [c.to_dict() for c in checks],
+            "epsilon": None,  # differential privacy is not used by this run
+            "gates": report["gates"],
             "versions": versions(),
             "timings": timings,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        (staging / "report.json").write_text(json.dumps({"passed": passed, "checks": manifest["checks"]}, indent=2))
         if not passed:
-            where = quarantine(staging, dest, config.config_hash()[:12])
+            where = quarantine(staging, dest)
             return RunResult("quarantined", where, manifest)
         publish(staging, dest)
         return RunResult("published", dest, manifest)

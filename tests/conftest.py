@@ -32,6 +32,7 @@ def write_pipeline(tmp_path):
             "source": source if isinstance(source, dict) else {"path": str(source)},
             "generator": "vae_small",
             "trainer": "tiny",
+            "gates": "none",
             "sample": {"n_rows": 300, "rows_per_shard": 128, "batch_size": 100},
             "output": {"dir": str(tmp_path / "out" / name)},
         }

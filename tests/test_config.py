@@ -25,7 +25,7 @@ def test_presets_merge_and_overrides_apply(tmp_path):
 
 def test_override_can_switch_preset(tmp_path):
     config = load_config(write(tmp_path, {**BASE, "trainer": "fast"}), ["trainer=tiny"])
-    assert config.trainer.max_epochs == 3
+    assert (config.trainer.max_epochs, config.trainer.batch_size) == (15, 64)
 
 
 def test_config_hash_ignores_output_dir(tmp_path):

@@ -77,6 +77,8 @@ def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor:
     )
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         warnings.filterwarnings("ignore", message=".*LightningModule.*has no.*")
         torch.manual_seed(seed)
         trainer.fit(module, train_dl, val_dl)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -57,9 +58,10 @@ def publish(staging: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def quarantine(staging: Path, dest: Path, run_id: str) -> Path:
-    """Move a run whose gates failed to <dest parent>/_quarantine/<name>-<run_id>/."""
-    target = dest.parent / QUARANTINE / f"{dest.name}-{run_id}"
+def quarantine(staging: Path, dest: Path) -> Path:
+    """Move a run whose gates failed to <dest parent>/_quarantine/<name>-<UTC time>-<random>/."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = dest.parent / QUARANTINE / f"{dest.name}-{stamp}-{uuid.uuid4().hex[:6]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(target)
     return target

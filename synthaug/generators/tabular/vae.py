@@ -55,6 +55,15 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
             self.log_sigma = nn.Parameter(torch.full((len(value_idx),), math.log(0.1)))
             self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
 
+        @torch.no_grad()
+        def init_output_bias(self, column_means: np.ndarray) -> None:
+            """Start each one-hot head at the training frequencies (log p), so even a briefly
+            trained decoder gets category, mode and null rates right."""
+            last = self.decoder[-1]
+            for a, b in groups:
+                p = torch.as_tensor(column_means[a:b], dtype=last.bias.dtype).clamp_min(1e-4)
+                last.bias[a:b] = torch.log(p / p.sum())
+
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return self.decoder(z)
 
@@ -113,6 +122,7 @@ class TabularVAE(TabularGenerator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = self._build()
+        self.module.init_output_bias(x.mean(axis=0))
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(self.module, train_dl, val_dl, trainer, seed)
 

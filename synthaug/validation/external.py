@@ -1,0 +1,77 @@
+"""`synthaug validate`: the pipeline's checks on real and synthetic data made elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from synthaug.errors import BadInput
+
+
+def _aligned(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+    """Synthetic columns in the real order and, where a safe cast exists, the real types."""
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise BadInput(f"{path}: column '{missing[0]}' of the real data is missing; columns there: {', '.join(table.column_names)}")
+    table = table.select(schema.names)
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table  # the shard checks report the type difference
+
+
+def validate_external(
+    real: Path,
+    synthetic: Path,
+    *,
+    holdout: Path | None,
+    gates: str,
+    target: str | None,
+    out: Path,
+    seed: int = 0,
+    overwrite: bool = False,
+    metrics_rows: int = 20_000,
+) -> dict[str, Any]:
+    import tempfile
+
+    from synthaug.config import conf_dirs, load_preset
+    from synthaug.io.publish import check_destination, discard, make_staging, publish
+    from synthaug.io.sources import read_table
+    from synthaug.schema import infer_schema
+    from synthaug.validation.checks import ShardValidator, finish
+    from synthaug.validation.gates import GatesConfig
+
+    gates_cfg = GatesConfig(**load_preset("gates", gates, conf_dirs(), "--gates"))
+    check_destination(out, overwrite, key="--out")
+    real_table = read_table(real, key="--real")
+    schema = infer_schema(real_table, source=str(real))
+    if target and target not in schema.names:
+        raise BadInput(f"--target '{target}' is not a column of {real}; columns there: {', '.join(schema.names)}")
+    holdout_df = _aligned(read_table(holdout, key="--holdout"), real_table.schema, holdout).to_pandas() if holdout else None
+    files = sorted(p for p in synthetic.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))) if synthetic.is_dir() else [synthetic]
+    if not files:
+        raise BadInput(f"{synthetic}: no files to validate; pass a file or a folder of shards")
+    train_df = real_table.to_pandas()
+    validator = ShardValidator(schema, train_df, gates_cfg, run_name="validate")
+    staging = make_staging(out, key="--out")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            # Each synthetic file is checked as one shard, re-written as Parquet in the real schema.
+            import pyarrow.parquet as pq
+
+            shard_paths = []
+            for i, f in enumerate(files):
+                table = _aligned(read_table(f, key="--synthetic"), real_table.schema, f)
+                path = Path(tmp) / f"{f.stem}-{i:05d}.parquet"
+                pq.write_table(table, path)
+                validator(path, table)
+                shard_paths.append(path)
+            header = {"name": f"validate {synthetic}", "rows": sum(pq.read_metadata(p).num_rows for p in shard_paths), "seed": seed}
+            report = finish(staging, validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header)
+        publish(staging, out)
+    except BaseException:
+        discard(staging)
+        raise
+    return report

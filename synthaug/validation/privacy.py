@@ -1,0 +1,125 @@
+"""Privacy metrics: distance to closest record (DCR), NNDR, exact matches, membership inference.
+
+Distances are Euclidean in the MixedEncoder space fitted on the training data. Nearest-neighbour
+search runs in row chunks so memory stays bounded (100k x 100k never builds the full matrix).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from synthaug.schema import Schema
+from synthaug.validation.encoding import MixedEncoder, as_float, modelled_columns
+
+# Elements of one query-chunk x reference block (float64): 2**23 is 64 MB.
+_BLOCK = 2**23
+
+
+def nearest_two(query: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each query row to its nearest and second-nearest reference row.
+
+    Works on query chunks of at most `chunk` rows (fewer when the reference is large, so one
+    block stays under 64 MB), ranks by |r|^2 - 2 q.r, then recomputes the two kept distances
+    exactly so duplicates come out as 0.0 rather than rounding noise. d2 is inf for a 1-row
+    reference.
+    """
+    q = np.asarray(query, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    n_ref = len(r)
+    if n_ref == 0:
+        raise ValueError("reference has no rows")
+    d1 = np.empty(len(q))
+    d2 = np.full(len(q), np.inf)
+    r_sq = np.einsum("ij,ij->i", r, r)
+    step = max(1, min(chunk, _BLOCK // n_ref))
+    rows = np.arange(step)
+    for start in range(0, len(q), step):
+        qc = q[start : start + step]
+        sq = r_sq[None, :] - 2.0 * (qc @ r.T)  # |q|^2 is constant per row, so not needed to rank
+        at = rows[: len(qc)]
+        i1 = sq.argmin(axis=1)  # two argmins are ~30x faster than argpartition here
+        d1[start : start + step] = np.sqrt(((qc - r[i1]) ** 2).sum(axis=1))  # exact: duplicates give 0.0
+        if n_ref > 1:
+            sq[at, i1] = np.inf
+            i2 = sq.argmin(axis=1)
+            d2[start : start + step] = np.sqrt(((qc - r[i2]) ** 2).sum(axis=1))
+    # Ranking by the expanded form can swap near-ties; keep d1 <= d2 after the exact recompute.
+    return np.minimum(d1, d2), np.maximum(d1, d2)
+
+
+def row_hashes(df: pd.DataFrame, schema: Schema, columns: list[str]) -> np.ndarray:
+    """One uint64 per row over the raw values of `columns`, independent of int/float dtype drift."""
+    canon = {}
+    for name in columns:
+        kind = schema.column(name).kind
+        if kind in ("continuous", "integer", "datetime"):
+            canon[name] = as_float(df[name], kind)  # 3 and 3.0 hash alike; NaN alike
+        else:
+            canon[name] = df[name].astype(object).where(df[name].notna(), None).astype(str).to_numpy()
+    return pd.util.hash_pandas_object(pd.DataFrame(canon), index=False).to_numpy()
+
+
+def _histogram(a: np.ndarray, edges: np.ndarray) -> dict:
+    counts, _ = np.histogram(a, bins=edges)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def _nndr(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    # Both zero means the row sits on duplicated records: as close to memorised as it gets.
+    return np.divide(d1, d2, out=np.zeros_like(d1), where=d2 > 0)
+
+
+def privacy_metrics(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Schema,
+    seed: int = 0,
+    bins: int = 20,
+) -> dict:
+    """DCR share, 5th-percentile DCR and NNDR, exact-match rates and a distance-based MIA AUC.
+
+    Train and holdout are subsampled (seeded) to the same size, so an ideal dcr_share and
+    mia_auc are both 0.5. Exact matches compare raw values of the modelled columns.
+    """
+    rng = np.random.default_rng(seed)
+    n = min(len(train), len(holdout))
+    tr = train.iloc[np.sort(rng.choice(len(train), n, replace=False))]
+    ho = holdout.iloc[np.sort(rng.choice(len(holdout), n, replace=False))]
+
+    enc = MixedEncoder(schema).fit(train)
+    x_tr, x_ho, x_syn = enc.transform(tr), enc.transform(ho), enc.transform(synthetic)
+
+    syn_tr1, syn_tr2 = nearest_two(x_syn, x_tr)
+    syn_ho1, _ = nearest_two(x_syn, x_ho)
+    ho_tr1, ho_tr2 = nearest_two(x_ho, x_tr)
+    closer = np.where(syn_tr1 < syn_ho1, 1.0, np.where(syn_tr1 == syn_ho1, 0.5, 0.0))
+
+    # Membership inference: rows near some synthetic row are guessed to be training members.
+    tr_syn1, _ = nearest_two(x_tr, x_syn)
+    ho_syn1, _ = nearest_two(x_ho, x_syn)
+    labels = np.r_[np.ones(n), np.zeros(n)]
+    mia_auc = roc_auc_score(labels, -np.r_[tr_syn1, ho_syn1])
+
+    cols = modelled_columns(schema)
+    train_hashes = row_hashes(train, schema, cols)
+    exact = np.isin(row_hashes(synthetic, schema, cols), train_hashes)
+    holdout_exact = np.isin(row_hashes(holdout, schema, cols), train_hashes)
+
+    top = float(max(syn_tr1.max(), ho_tr1.max(), 1e-12))
+    edges = np.linspace(0.0, top, bins + 1)
+    return {
+        "rows_compared": int(n),
+        "dcr_share": float(closer.mean()),
+        "dcr_p05_synthetic_train": float(np.percentile(syn_tr1, 5)),
+        "dcr_p05_holdout_train": float(np.percentile(ho_tr1, 5)),
+        "nndr_p05_synthetic": float(np.percentile(_nndr(syn_tr1, syn_tr2), 5)),
+        "nndr_p05_holdout": float(np.percentile(_nndr(ho_tr1, ho_tr2), 5)),
+        "exact_match_rate": float(exact.mean()),
+        "holdout_exact_match_rate": float(holdout_exact.mean()),
+        "mia_auc": float(mia_auc),
+        "dcr_histogram_synthetic_train": _histogram(syn_tr1, edges),
+        "dcr_histogram_holdout_train": _histogram(ho_tr1, edges),
+    }
