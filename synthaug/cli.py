@@ -159,15 +159,30 @@ def generators() -> None:
 def schema(
     data: Path = typer.Argument(..., help="CSV, Parquet file or Parquet folder"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the schema JSON here instead of stdout"),
+    from_sdv: Optional[Path] = typer.Option(None, "--from-sdv", help="take column kinds from this SDV metadata JSON"),
+    sdv: bool = typer.Option(False, "--sdv", help="write SDV metadata JSON instead of a synthaug schema"),
 ) -> None:
-    """Infer a schema JSON from a table (edit it and pass it as source.schema)."""
+    """Infer a schema JSON from a table (edit it and pass it as source.schema); SDV metadata in or out."""
 
     def body():
+        import json
+
         from synthaug.io.sources import read_table
         from synthaug.schema import infer_schema
 
-        inferred = infer_schema(read_table(data, key="DATA"), source=str(data))
-        text = inferred.model_dump_json(indent=2)
+        table = read_table(data, key="DATA")
+        if from_sdv:
+            from synthaug.generators.sdv import schema_from_sdv_metadata
+
+            inferred = schema_from_sdv_metadata(from_sdv, table)
+        else:
+            inferred = infer_schema(table, source=str(data))
+        if sdv:
+            from synthaug.generators.sdv import schema_to_sdv_metadata
+
+            text = json.dumps(schema_to_sdv_metadata(inferred), indent=2)
+        else:
+            text = inferred.model_dump_json(indent=2)
         if out:
             out.write_text(text)
         else:

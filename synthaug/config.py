@@ -34,6 +34,7 @@ class SourceConfig(_Strict):
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
     schema_path: str | None = Field(None, alias="schema", description="schema JSON overriding inference")
+    sdv_metadata: str | None = Field(None, description="SDV metadata JSON whose sdtypes set the column kinds")
 
 
 class SplitConfig(_Strict):

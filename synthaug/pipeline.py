@@ -51,8 +51,15 @@ def load_source(config: PipelineConfig) -> tuple[pa.Table, Schema]:
     table = read_table(config.source.path, config.source.format)
     if table.num_rows < MIN_ROWS:
         raise BadInput(f"{config.source.path}: has {table.num_rows} row(s); synthaug needs at least {MIN_ROWS} to learn from")
-    overrides = read_overrides(config.source.schema_path) if config.source.schema_path else {}
-    schema = infer_schema(table, source=config.source.path, overrides=overrides, overrides_source=str(config.source.schema_path))
+    if config.source.sdv_metadata:
+        if config.source.schema_path:
+            raise BadInput("source.schema and source.sdv_metadata both set; give one of them")
+        from synthaug.generators.sdv import schema_from_sdv_metadata  # the SDV interop lives in the adapter
+
+        schema = schema_from_sdv_metadata(config.source.sdv_metadata, table)
+    else:
+        overrides = read_overrides(config.source.schema_path) if config.source.schema_path else {}
+        schema = infer_schema(table, source=config.source.path, overrides=overrides, overrides_source=str(config.source.schema_path))
     if config.target and config.target not in table.column_names:
         raise BadInput(f"target '{config.target}' is not a column of {config.source.path}; columns there: {', '.join(table.column_names)}")
     return table, schema
@@ -109,7 +116,8 @@ def run_pipeline(
         trainer = config.trainer.model_copy(update={"checkpoint_dir": str(staging / "checkpoints")})
         with _timed(timings, "fit", log):
             generator.fit(train, schema, trainer, seed=config.seed)
-        generator.save(staging / "model")
+        if generator.supports_save:
+            generator.save(staging / "model")
         schema.save(staging / "schema.json")
         train_df = train.to_pandas()
         with _timed(timings, "sample", log):

@@ -23,6 +23,10 @@ MANIFEST = "generator.json"
 
 BUILTINS: dict[str, str] = {
     "vae": "synthaug.generators.tabular.vae:TabularVAE",
+    # SDV baselines (optional extra, BUSL-1.1): see synthaug/generators/sdv.py
+    "sdv_gaussian_copula": "synthaug.generators.sdv:SDVGaussianCopula",
+    "sdv_ctgan": "synthaug.generators.sdv:SDVCTGAN",
+    "sdv_tvae": "synthaug.generators.sdv:SDVTVAE",
 }
 ENTRY_POINT_GROUP = "synthaug.generators"
 
@@ -51,6 +55,7 @@ class Generator(ABC):
     name: ClassVar[str]
     modality: ClassVar[Literal["tabular", "image"]]
     Config: ClassVar[type[BaseModel]]
+    supports_save: ClassVar[bool] = True  # False: save() refuses (e.g. SDV baselines, which only pickle)
 
     def __init__(self, config: BaseModel | dict[str, Any] | None = None) -> None:
         self.config = config if isinstance(config, self.Config) else make_config(self.Config, config or {})
