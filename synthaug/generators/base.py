@@ -27,6 +27,8 @@ BUILTINS: dict[str, str] = {
     "sdv_gaussian_copula": "synthaug.generators.sdv:SDVGaussianCopula",
     "sdv_ctgan": "synthaug.generators.sdv:SDVCTGAN",
     "sdv_tvae": "synthaug.generators.sdv:SDVTVAE",
+    "gan": "synthaug.generators.tabular.gan:TabularGAN",
+    "rbm": "synthaug.generators.tabular.rbm:TabularRBM",
 }
 ENTRY_POINT_GROUP = "synthaug.generators"
 
@@ -40,6 +42,8 @@ class TrainerConfig(BaseModel):
     batch_size: int = Field(500, gt=0)
     patience: int = Field(30, ge=0, description="epochs without improvement before stopping; 0 disables")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of training rows used to pick the best epoch")
+    min_steps_per_epoch: int = Field(10, gt=0, description="small tables: an epoch repeats passes until this many steps")
+    max_steps_per_epoch: int = Field(200, gt=0, description="large tables: an epoch ends after this many steps, so epochs stay comparable")
     progress_bar: bool = True
     deterministic: bool = True
     accelerator: str = "cpu"

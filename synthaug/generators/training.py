@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from synthaug.generators.base import TrainerConfig
 
@@ -34,11 +34,20 @@ def split_validation(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[np.n
     return x[order[n_val:]], x[order[:n_val]]
 
 
+def steps_per_epoch(n_rows: int, batch: int, cfg: TrainerConfig) -> int:
+    """One pass over the rows, clamped: small tables repeat passes so an epoch does real work,
+    large ones stop early so epochs (and early stopping) stay comparable across table sizes."""
+    return int(np.clip(n_rows // batch, cfg.min_steps_per_epoch, cfg.max_steps_per_epoch))
+
+
 def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, DataLoader | None]:
     train, val = split_validation(x, cfg, seed)
     gen = torch.Generator().manual_seed(seed)
     batch = min(cfg.batch_size, len(train))
-    train_dl = DataLoader(TensorDataset(torch.from_numpy(train)), batch_size=batch, shuffle=True, generator=gen, drop_last=len(train) > batch)
+    dataset = TensorDataset(torch.from_numpy(train))
+    steps = steps_per_epoch(len(train), batch, cfg)
+    sampler = RandomSampler(dataset, num_samples=steps * batch, generator=gen)
+    train_dl = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
     val_dl = None if val is None else DataLoader(TensorDataset(torch.from_numpy(val)), batch_size=4096)
     return train_dl, val_dl
 

@@ -1,0 +1,245 @@
+"""Tabular restricted Boltzmann machine (Gaussian + softmax visibles, Bernoulli hiddens).
+
+Visible layer: one Gaussian unit per mode offset (standardised inside the model, with a learned
+or unit standard deviation) and one softmax group per one-hot span (modes, categories, nulls).
+Hidden layer: Bernoulli units. Energy
+
+    E(v, h) = sum_g (v_g - b_g)^2 / (2 s_g^2) - sum_j b_j v_j - c.h - sum_i (v_i / s_i) W_i.h
+
+(s_i = 1 for softmax units). Training: contrastive divergence CD-k or persistent CD, written as
+the loss mean F(v_data) - mean F(v_model) with v_model detached (F = free energy), minimised by
+Adam. `val_loss` is the one-step mean-field reconstruction error of validation rows;
+`free_energy_gap` (validation minus training rows) grows when the model overfits.
+
+Generation: Gibbs chains from random visibles, `burn_in` steps, then one draw every `thinning`
+steps; softmax groups are categorical draws, Gaussian units mean + noise (offsets clipped to
+[-1, 1]). Equality conditions clamp the group's visible units at every step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from synthaug.generators.base import TrainerConfig
+from synthaug.generators.tabular.common import TabularGenerator
+from synthaug.generators.training import fit_module, lightning, loaders, split_validation
+
+LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
+
+
+class RBMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_hidden: int = Field(256, gt=0, description="Bernoulli hidden units")
+    method: Literal["cd", "pcd"] = Field("cd", description="contrastive divergence, or persistent CD (chains carried across batches)")
+    k: int = Field(1, gt=0, description="Gibbs steps per update (CD-k / PCD-k)")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on the weights")
+    learn_variance: bool = Field(True, description="learn a standard deviation per Gaussian unit (else unit variance on standardised offsets)")
+    init_std: float = Field(0.01, gt=0, description="standard deviation of the initial weights")
+    burn_in: int = Field(500, ge=0, description="Gibbs steps before the first sample is kept")
+    thinning: int = Field(10, gt=0, description="Gibbs steps between samples kept from one chain")
+    n_chains: int = Field(1000, gt=0, description="parallel Gibbs chains per sampled batch (fewer rows -> one chain per row)")
+
+
+def _lightning_module(width: int, spans, cfg: RBMConfig):
+    pl = lightning()
+
+    value_idx = [s.start for s in spans if s.kind == "value"]
+    groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
+
+    class TabularRBMModule(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(width, cfg.n_hidden) * cfg.init_std)
+            self.b = nn.Parameter(torch.zeros(width))  # visible biases (Gaussian means in standardised units)
+            self.c = nn.Parameter(torch.zeros(cfg.n_hidden))
+            self.log_sigma = nn.Parameter(torch.zeros(len(value_idx)), requires_grad=cfg.learn_variance)
+            self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
+            # Standardisation of the offsets, set from the training rows (saved with the weights).
+            self.register_buffer("value_mean", torch.zeros(len(value_idx)))
+            self.register_buffer("value_std", torch.ones(len(value_idx)))
+            self.chains: torch.Tensor | None = None  # persistent chains (PCD); not saved
+            self.train_probe: torch.Tensor | None = None  # training rows for the free-energy gap; not saved
+            self.val_sums: dict[str, float] = {}
+            self.history: list[dict[str, float]] = []  # metrics logged at each epoch's end, for inspection
+
+        # -- model pieces -------------------------------------------------------------
+        def sigma(self) -> torch.Tensor:
+            return torch.exp(self.log_sigma.clamp(*LOG_SIGMA_RANGE))
+
+        def scale(self) -> torch.Tensor:
+            """Per visible unit: 1 / sigma for Gaussian units, 1 for softmax units."""
+            s = torch.ones(width, dtype=self.W.dtype, device=self.W.device)
+            return s.index_copy(0, self.value_idx, 1.0 / self.sigma())
+
+        def standardise(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.clone()
+            x[:, self.value_idx] = (x[:, self.value_idx] - self.value_mean) / self.value_std
+            return x
+
+        def unstandardise(self, v: torch.Tensor) -> torch.Tensor:
+            v = v.clone()
+            v[:, self.value_idx] = (v[:, self.value_idx] * self.value_std + self.value_mean).clamp(-1.0, 1.0)
+            return v
+
+        def hidden_prob(self, v: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.c + (v * self.scale()) @ self.W)
+
+        def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+            sig = self.sigma()
+            vg, bg = v[:, self.value_idx], self.b[self.value_idx]
+            quad = ((vg - bg) ** 2 / (2 * sig**2)).sum(1)
+            mask = torch.ones(width, dtype=v.dtype, device=v.device).index_fill(0, self.value_idx, 0.0)
+            lin = (v * self.b * mask).sum(1)
+            return quad - lin - nn.functional.softplus(self.c + (v * self.scale()) @ self.W).sum(1)
+
+        def visible_params(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Gaussian means (at value_idx) and softmax logits (elsewhere), and the Gaussian sigmas."""
+            act = h @ self.W.T
+            sig = self.sigma()
+            out = self.b + act
+            out[:, self.value_idx] = self.b[self.value_idx] + sig * act[:, self.value_idx]
+            return out, sig
+
+        def sample_visible(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+            out, sig = self.visible_params(h)
+            v = torch.zeros_like(out)
+            noise = torch.randn(len(h), len(value_idx), generator=generator, dtype=h.dtype)
+            v[:, self.value_idx] = out[:, self.value_idx] + sig * noise
+            if groups:
+                # Gumbel-max: one categorical draw per group with a single uniform draw for all groups.
+                u = torch.rand(out.shape, generator=generator, dtype=h.dtype).clamp(1e-12, 1 - 1e-7)
+                perturbed = out - torch.log(-torch.log(u))
+                for a, b in groups:
+                    v[torch.arange(len(h)), a + perturbed[:, a:b].argmax(1)] = 1.0
+            return v
+
+        def sample_hidden(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+            p = self.hidden_prob(v)
+            return (torch.rand(p.shape, generator=generator, dtype=p.dtype) < p).to(p.dtype)
+
+        def gibbs(self, v: torch.Tensor, steps: int, generator=None, clamp=None) -> torch.Tensor:
+            for _ in range(steps):
+                v = self.sample_visible(self.sample_hidden(v, generator), generator)
+                if clamp is not None:
+                    v[:, clamp[0]] = clamp[1]
+            return v
+
+        def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
+            """Per row: squared error of the Gaussian means + cross-entropy of the groups, one mean-field step."""
+            out, _ = self.visible_params(self.hidden_prob(v))
+            err = ((out[:, self.value_idx] - v[:, self.value_idx]) ** 2).sum(1)
+            for a, b in groups:
+                err = err - (v[:, a:b] * torch.log_softmax(out[:, a:b], 1)).sum(1)
+            return err
+
+        # -- training -------------------------------------------------------------------
+        def training_step(self, batch, _):
+            v = self.standardise(batch[0])
+            with torch.no_grad():
+                if cfg.method == "pcd":
+                    if self.chains is None or len(self.chains) != len(v):
+                        self.chains = v.clone()
+                    self.chains = self.gibbs(self.chains, cfg.k)
+                    negative = self.chains
+                else:
+                    negative = self.gibbs(v, cfg.k)
+            loss = self.free_energy(v).mean() - self.free_energy(negative.detach()).mean()
+            with torch.no_grad():
+                self.log("train_loss", self.reconstruction_error(v).mean(), on_step=False, on_epoch=True, prog_bar=True)
+            return loss
+
+        def on_validation_epoch_start(self) -> None:
+            self.val_sums = {"n": 0, "recon": 0.0, "free": 0.0}
+
+        def validation_step(self, batch, _):
+            v = self.standardise(batch[0])
+            s = self.val_sums
+            s["n"] += len(v)
+            s["recon"] += float(self.reconstruction_error(v).sum().detach())
+            s["free"] += float(self.free_energy(v).sum().detach())
+
+        def on_validation_epoch_end(self) -> None:
+            s = self.val_sums
+            if not s.get("n"):
+                return
+            self.log("val_loss", s["recon"] / s["n"], prog_bar=True)
+            if self.train_probe is not None:
+                train_free = float(self.free_energy(self.standardise(self.train_probe)).mean())
+                self.log("free_energy_gap", s["free"] / s["n"] - train_free)
+
+        def on_train_epoch_end(self) -> None:
+            self.history.append({k: float(v) for k, v in self.trainer.callback_metrics.items()})
+
+        def configure_optimizers(self):
+            decay = [self.W]
+            rest = [p for n, p in self.named_parameters() if n != "W" and p.requires_grad]
+            return torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+
+        # -- generation -------------------------------------------------------------------
+        @torch.no_grad()
+        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
+            chains = min(n, cfg.n_chains)
+            # Random start: standard-normal offsets, uniform one-hot groups.
+            v = torch.zeros(chains, width)
+            v[:, self.value_idx] = torch.randn(chains, len(value_idx), generator=generator)
+            for a, b in groups:
+                v[torch.arange(chains), a + torch.randint(b - a, (chains,), generator=generator)] = 1.0
+            clamp = None
+            if fixed:
+                cols, vals = [], []
+                for start, cat in fixed.items():
+                    stop = next(b for a, b in groups if a == start)
+                    cols += list(range(start, stop))
+                    vals += [1.0 if j == cat else 0.0 for j in range(stop - start)]
+                clamp = (torch.tensor(cols), torch.tensor(vals))
+                v[:, clamp[0]] = clamp[1]
+            v = self.gibbs(v, cfg.burn_in, generator, clamp)
+            kept = [v]
+            while sum(len(k) for k in kept) < n:
+                v = self.gibbs(v, cfg.thinning, generator, clamp)
+                kept.append(v)
+            return self.unstandardise(torch.cat(kept)[:n])
+
+    return TabularRBMModule()
+
+
+class TabularRBM(TabularGenerator):
+    """Gaussian-softmax-Bernoulli restricted Boltzmann machine for mixed-type tables."""
+
+    name = "rbm"
+    Config = RBMConfig
+
+    def _build(self):
+        return _lightning_module(self.encoder.width, self.encoder.spans, self.config)
+
+    def _fit(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> None:
+        train, val = split_validation(x, trainer, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.module = self._build()
+        module = self.module
+        values = torch.from_numpy(train[:, module.value_idx.numpy()])
+        if len(module.value_idx):
+            module.value_mean.copy_(values.mean(0))
+            module.value_std.copy_(values.std(0).clamp_min(1e-3))
+        for s in self.encoder.spans:  # start softmax groups at the data's log-frequencies (Hinton's practical guide)
+            if s.kind == "softmax":
+                freq = train[:, s.start : s.stop].mean(0)
+                module.b.data[s.start : s.stop] = torch.from_numpy(np.log(np.maximum(freq, 1e-3)))
+        probe = train[np.random.default_rng(seed).permutation(len(train))[: max(len(val) if val is not None else 0, 1000)]]
+        module.train_probe = torch.from_numpy(probe)
+        train_dl, val_dl = loaders(x, trainer, seed)  # the same split as above: same rows, same seed
+        fit_module(module, train_dl, val_dl, trainer, seed)
+        module.train_probe = module.chains = None
+
+    def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
+        self.module.eval()
+        return self.module.generate(n, generator, fixed).numpy()
