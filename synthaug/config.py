@@ -55,6 +55,18 @@ class SampleConfig(_Strict):
     conditions: dict[str, Any] | None = None
 
 
+class BalanceConfig(_Strict):
+    column: str
+    strategy: Literal["equalize", "complement", "ratios"] = Field(
+        "equalize", description="equalize: equal synthetic counts; complement: fill each class up to the largest real class; ratios: as given"
+    )
+    ratios: dict[str, float] | None = Field(None, description="category -> share, for strategy 'ratios'")
+
+
+class AugmentConfig(_Strict):
+    balance: BalanceConfig | None = None
+
+
 class ValidationConfig(_Strict):
     expectations: list[dict[str, Any]] = Field(default_factory=list, description="extra GX expectations: {expectation: name, kwargs: {...}}")
     suite: str | None = Field(None, description="an existing GX suite JSON used instead of the derived one")
@@ -74,6 +86,7 @@ class PipelineConfig(_Strict):
     generator: GeneratorSection = GeneratorSection()
     trainer: TrainerConfig = TrainerConfig()
     sample: SampleConfig
+    augment: AugmentConfig = AugmentConfig()
     validation: ValidationConfig = ValidationConfig()
     gates: GatesConfig = GatesConfig()
     output: OutputConfig

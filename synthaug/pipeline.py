@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from synthaug.augment import balance_shares, reweight
 from synthaug.config import PipelineConfig, load_config
 from synthaug.errors import BadInput
 from synthaug.generators.base import get_generator
@@ -86,6 +87,18 @@ def split(table: pa.Table, config: PipelineConfig) -> tuple[pa.Table, pa.Table |
     return table.take(np.sort(train_idx)), table.take(np.sort(hold_idx))
 
 
+def _batches(generator, config: PipelineConfig, shares: dict | None):
+    """The sampling stream: plain, or rebalanced on `augment.balance.column`."""
+    sample = config.sample
+    if shares is None:
+        return generator.sample_tables(sample.n_rows, seed=config.seed, conditions=sample.conditions, batch_size=sample.batch_size)
+    if not hasattr(generator, "sample_mixture"):
+        raise BadInput(f"augment.balance needs a synthaug family (vae, gan, rbm); '{config.generator.name}' cannot rebalance")
+    return generator.sample_mixture(
+        sample.n_rows, column=config.augment.balance.column, shares=shares, seed=config.seed, conditions=sample.conditions, batch_size=sample.batch_size
+    )
+
+
 @contextmanager
 def _timed(timings: dict[str, float], stage: str, log: Callable[[str], None]):
     log(f"{stage} ...")
@@ -120,6 +133,8 @@ def run_pipeline(
             generator.save(staging / "model")
         schema.save(staging / "schema.json")
         train_df = train.to_pandas()
+        balance = config.augment.balance
+        shares = balance_shares(balance, schema, train_df) if balance else None
         with _timed(timings, "sample", log):
             validator = ShardValidator(
                 schema,
@@ -133,9 +148,7 @@ def run_pipeline(
             writer = ShardWriter(
                 staging, schema.arrow_schema(), config.sample.rows_per_shard, config.sample.synthetic_column, on_shard=validator
             )
-            for batch in generator.sample_tables(
-                config.sample.n_rows, seed=config.seed, conditions=config.sample.conditions, batch_size=config.sample.batch_size
-            ):
+            for batch in _batches(generator, config, shares):
                 writer.write(batch)
             shards = writer.close()
         header = {
@@ -157,6 +170,7 @@ def run_pipeline(
                 seed=config.seed,
                 metrics_rows=config.validation.metrics_rows,
                 header=header,
+                fidelity_real=reweight(train_df, balance.column, shares, config.seed) if balance else None,
             )
         passed = report["passed"]
         manifest = {
@@ -166,6 +180,7 @@ def run_pipeline(
             "source": {"path": config.source.path, "sha256": data_hash(config.source.path), "rows": table.num_rows},
             "split": {"train_rows": train.num_rows, "holdout_rows": holdout.num_rows if holdout is not None else 0},
             "shards": [s.to_dict() for s in shards],
+            "balance": {"column": balance.column, "shares": {str(k): v for k, v in shares.items()}} if balance else None,
             "epsilon": None,  # differential privacy is not used by this run
             "gates": report["gates"],
             "versions": versions(),

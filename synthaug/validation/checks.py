@@ -70,15 +70,21 @@ def compute_metrics(
     *,
     target: str | None = None,
     seed: int = 0,
+    fidelity_real: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Fidelity and privacy metrics the gates need; what cannot be computed goes under 'skipped'."""
+    """Fidelity and privacy metrics the gates need; what cannot be computed goes under 'skipped'.
+
+    `fidelity_real` replaces `train` as the reference of quality and detection (rebalanced runs
+    compare with real rows resampled to the synthetic class shares); TSTR and privacy use train.
+    """
     from synthaug.validation import fidelity, privacy
 
     synthetic = synthetic[schema.names]
     metrics: dict[str, Any] = {"fidelity": {}, "privacy": {}, "skipped": {}}
     if gates.needs_fidelity():
-        metrics["fidelity"]["quality"] = fidelity.quality_report(train, synthetic, schema, seed=seed)
-        metrics["fidelity"]["detection_auc"] = fidelity.detection_auc(train, synthetic, schema, seed=seed)
+        reference = train if fidelity_real is None else fidelity_real
+        metrics["fidelity"]["quality"] = fidelity.quality_report(reference, synthetic, schema, seed=seed)
+        metrics["fidelity"]["detection_auc"] = fidelity.detection_auc(reference, synthetic, schema, seed=seed)
         if target is None:
             metrics["skipped"]["fidelity.tstr_gap"] = "no target declared"
         elif holdout is None or len(holdout) == 0:
@@ -111,6 +117,7 @@ def finish(
     seed: int,
     metrics_rows: int,
     header: dict[str, Any],
+    fidelity_real: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """After the last shard: metrics, gate verdicts, and report.json / report.html / junit.xml / expectations/."""
     from synthaug import report as reports
@@ -118,7 +125,7 @@ def finish(
 
     schema = validator.schema
     synthetic = sample_rows(shard_paths, metrics_rows, seed)
-    metrics = compute_metrics(train, holdout, synthetic, schema, gates, target=target, seed=seed)
+    metrics = compute_metrics(train, holdout, synthetic, schema, gates, target=target, seed=seed, fidelity_real=fidelity_real)
     if validator.suite is not None:
         metrics["expectations"] = validator.summary()
     failed_checks = [c for c in validator.checks if not c.passed]
@@ -138,5 +145,5 @@ def finish(
     validator.write(out_dir / "expectations")
     reports.write_json(out_dir / "report.json", report)
     reports.write_junit(out_dir / "junit.xml", report)
-    reports.write_html(out_dir / "report.html", report, train, synthetic, schema)
+    reports.write_html(out_dir / "report.html", report, train if fidelity_real is None else fidelity_real, synthetic, schema)
     return report

@@ -89,6 +89,39 @@ class TabularGenerator(Generator):
             yield self._renumber_ids(batch, done)
             done += want
 
+    def sample_mixture(
+        self,
+        n: int,
+        *,
+        column: str,
+        shares: dict[Any, float],
+        seed: int = 0,
+        conditions: dict[str, Any] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.Table]:
+        """`n` rows whose `column` follows `shares` (category -> weight) exactly, for rebalancing.
+
+        Each category is sampled with a condition on it; every batch mixes the categories in
+        their remaining proportions and is shuffled (seeded), so shards are not sorted by class.
+        """
+        self._require_fitted()
+        total = apportion(n, shares)
+        left = dict(total)
+        done, batch_no = 0, 0
+        while done < n:
+            want = min(batch_size, n - done)
+            counts = apportion(want, left) if want < sum(left.values()) else dict(left)
+            parts = []
+            for i, (category, k) in enumerate(counts.items()):
+                if k:
+                    sub_seed = int(np.random.SeedSequence([seed, batch_no, i]).generate_state(1)[0])
+                    parts += self.sample_tables(k, seed=sub_seed, conditions={**(conditions or {}), column: category}, batch_size=k)
+                left[category] -= k
+            order = np.random.default_rng([seed, batch_no]).permutation(want)
+            yield self._renumber_ids(pa.concat_tables(parts).take(order), done)
+            done += want
+            batch_no += 1
+
     def _renumber_ids(self, table: pa.Table, start: int) -> pa.Table:
         """Regenerate id columns with globally unique numbers (rejection may have dropped rows)."""
         ids = [c for c in self.schema.columns if c.kind == "id"]
@@ -211,3 +244,14 @@ def sample_onehots(logits, spans, generator):
         idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         out[:, s.start : s.stop] = torch.nn.functional.one_hot(idx, s.width).to(out.dtype)
     return out
+
+
+def apportion(n: int, weights: dict[Any, float]) -> dict[Any, int]:
+    """Split n into integer counts proportional to weights (largest remainder; ties by order)."""
+    keys = list(weights)
+    w = np.array([max(float(weights[k]), 0.0) for k in keys])
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    return dict(zip(keys, counts.tolist()))

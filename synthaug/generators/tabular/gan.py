@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import fit_module, lightning, split_validation, steps_per_epoch
+from synthaug.generators.training import FidelityValidation, fit_module, lightning, split_validation, steps_per_epoch
 
 
 class GANConfig(BaseModel):
@@ -167,7 +167,7 @@ def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
     groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
     cond_groups = [(s.start, s.stop) for s in cond.spans]
 
-    class TabularGANModule(pl.LightningModule):
+    class TabularGANModule(FidelityValidation, pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.automatic_optimization = False
@@ -176,7 +176,7 @@ def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
             # Empirical frequencies of each conditional group, for unconditioned sampling (saved with the weights).
             self.register_buffer("cond_freq", torch.zeros(cond.width))
             self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
-            self.val_stats: dict[str, torch.Tensor] = {}
+            self.fidelity_spans, self.val_rows = (value_idx, groups), cfg.val_rows
 
         # -- generation ----------------------------------------------------------
         def raw(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -277,50 +277,12 @@ def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
             self.log("critic_loss", loss_d.detach(), on_step=False, on_epoch=True)
 
         # -- validation: a fidelity proxy ------------------------------------------------
-        def on_validation_epoch_start(self) -> None:
-            self.val_stats = {}
-
-        def validation_step(self, batch, _):
-            x = batch[0].double()
-            s = self.val_stats
-            s["n"] = s.get("n", 0) + len(x)
-            s["sum"] = s.get("sum", 0) + x.sum(0)
-            s["outer"] = s.get("outer", 0) + x.T @ x
-
-        def on_validation_epoch_end(self) -> None:
-            s = self.val_stats
-            if not s:
-                return
-            real_mean, real_cov = _moments(s["sum"] / s["n"], s["outer"] / s["n"])
-            fake = self.generate(cfg.val_rows, torch.Generator().manual_seed(0)).double()
-            fake_mean, fake_cov = _moments(fake.mean(0), fake.T @ fake / len(fake))
-            self.log("val_loss", _fidelity_gap(real_mean, real_cov, fake_mean, fake_cov, value_idx, groups), prog_bar=True)
-
         def configure_optimizers(self):
             opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas, weight_decay=cfg.generator_decay)
             opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.discriminator_lr, betas=cfg.betas, weight_decay=cfg.discriminator_decay)
             return opt_g, opt_d
 
     return TabularGANModule()
-
-
-def _moments(mean: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return mean, second - torch.outer(mean, mean)
-
-
-def _fidelity_gap(real_mean, real_cov, fake_mean, fake_cov, value_idx, groups) -> float:
-    """Total variation of one-hot groups + offset mean/std gaps + mean |correlation difference|."""
-    tv = [0.5 * (real_mean[a:b] - fake_mean[a:b]).abs().sum() for a, b in groups]
-    std_r, std_f = real_cov.diagonal().clamp_min(0).sqrt(), fake_cov.diagonal().clamp_min(0).sqrt()
-    off = [(real_mean[i] - fake_mean[i]).abs() + (std_r[i] - std_f[i]).abs() for i in value_idx]
-
-    def corr(cov, std):
-        d = torch.where(std > 1e-6, std, torch.ones_like(std))
-        return torch.where(torch.outer(std > 1e-6, std > 1e-6), cov / torch.outer(d, d), torch.zeros_like(cov))
-
-    gap = (corr(real_cov, std_r) - corr(fake_cov, std_f)).abs().mean()
-    terms = [torch.stack(t).mean() for t in (tv, off) if t] + [gap]
-    return float(sum(terms))
 
 
 class TabularGAN(TabularGenerator):

@@ -8,7 +8,8 @@ Hidden layer: Bernoulli units. Energy
 
 (s_i = 1 for softmax units). Training: contrastive divergence CD-k or persistent CD, written as
 the loss mean F(v_data) - mean F(v_model) with v_model detached (F = free energy), minimised by
-Adam. `val_loss` is the one-step mean-field reconstruction error of validation rows;
+Adam. `val_loss` is the fidelity gap of generated rows (FidelityValidation); `val_recon` the
+one-step mean-field reconstruction error of validation rows;
 `free_energy_gap` (validation minus training rows) grows when the model overfits.
 
 Generation: Gibbs chains from random visibles, `burn_in` steps, then one draw every `thinning`
@@ -28,7 +29,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator
-from synthaug.generators.training import fit_module, lightning, loaders, split_validation
+from synthaug.generators.training import FidelityValidation, fit_module, lightning, loaders, split_validation
 
 LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
 
@@ -54,7 +55,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
     value_idx = [s.start for s in spans if s.kind == "value"]
     groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
 
-    class TabularRBMModule(pl.LightningModule):
+    class TabularRBMModule(FidelityValidation, pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.W = nn.Parameter(torch.randn(width, cfg.n_hidden) * cfg.init_std)
@@ -69,6 +70,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             self.train_probe: torch.Tensor | None = None  # training rows for the free-energy gap; not saved
             self.val_sums: dict[str, float] = {}
             self.history: list[dict[str, float]] = []  # metrics logged at each epoch's end, for inspection
+            self.fidelity_spans = (value_idx, groups)
 
         # -- model pieces -------------------------------------------------------------
         def sigma(self) -> torch.Tensor:
@@ -157,20 +159,26 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             return loss
 
         def on_validation_epoch_start(self) -> None:
+            super().on_validation_epoch_start()
             self.val_sums = {"n": 0, "recon": 0.0, "free": 0.0}
 
-        def validation_step(self, batch, _):
+        def validation_step(self, batch, batch_idx):
+            super().validation_step(batch, batch_idx)
             v = self.standardise(batch[0])
             s = self.val_sums
             s["n"] += len(v)
             s["recon"] += float(self.reconstruction_error(v).sum().detach())
             s["free"] += float(self.free_energy(v).sum().detach())
 
+        def validation_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+            return self.generate(n, generator, burn_in=min(cfg.burn_in, 100))  # cheaper chains, each epoch
+
         def on_validation_epoch_end(self) -> None:
+            super().on_validation_epoch_end()  # val_loss: the fidelity gap of generated rows
             s = self.val_sums
             if not s.get("n"):
                 return
-            self.log("val_loss", s["recon"] / s["n"], prog_bar=True)
+            self.log("val_recon", s["recon"] / s["n"])
             if self.train_probe is not None:
                 train_free = float(self.free_energy(self.standardise(self.train_probe)).mean())
                 self.log("free_energy_gap", s["free"] / s["n"] - train_free)
@@ -185,7 +193,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
 
         # -- generation -------------------------------------------------------------------
         @torch.no_grad()
-        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
+        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None, burn_in: int | None = None) -> torch.Tensor:
             chains = min(n, cfg.n_chains)
             # Random start: standard-normal offsets, uniform one-hot groups.
             v = torch.zeros(chains, width)
@@ -201,7 +209,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
                     vals += [1.0 if j == cat else 0.0 for j in range(stop - start)]
                 clamp = (torch.tensor(cols), torch.tensor(vals))
                 v[:, clamp[0]] = clamp[1]
-            v = self.gibbs(v, cfg.burn_in, generator, clamp)
+            v = self.gibbs(v, cfg.burn_in if burn_in is None else burn_in, generator, clamp)
             kept = [v]
             while sum(len(k) for k in kept) < n:
                 v = self.gibbs(v, cfg.thinning, generator, clamp)
