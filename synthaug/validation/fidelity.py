@@ -24,6 +24,21 @@ _SDTYPES = {
 _TABLE = "table"
 
 
+def _one_openmp_thread():
+    """Run HistGradientBoosting* on one OpenMP thread.
+
+    Its OpenMP regions are per tree node; on validation-sized data (5k detection rows per
+    side, TSTR on up to `metrics_rows` rows) a second thread saves little on an idle machine,
+    and on a busy one (another job on the other core) the threads spin waiting for each
+    other: on 2 shared cores, detection took 89-157 s with 2 threads vs 1 s with one, TSTR on
+    100k rows 55 s vs 8 s (benchmarks/validation.py); the scores were identical. threadpoolctl
+    comes with scikit-learn; the limit is undone on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def _subsample(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
     if len(df) <= n:
         return df
@@ -83,7 +98,8 @@ def detection_auc(
     y = np.r_[np.zeros(len(real_s)), np.ones(len(syn_s))]
     model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(np.mean(cross_val_score(model, x, y, cv=cv, scoring="roc_auc")))
+    with _one_openmp_thread():
+        return float(np.mean(cross_val_score(model, x, y, cv=cv, scoring="roc_auc")))
 
 
 def tstr(
@@ -109,20 +125,21 @@ def tstr(
 
     x_test, y_test = labelled(holdout)
     scores = {}
-    for name, df in (("real", train), ("synthetic", synthetic)):
-        x, y = labelled(df)
-        if classify:
-            # A one-class synthetic target cannot train a booster; it predicts that class.
-            many = len(np.unique(y)) > 1
-            model = HistGradientBoostingClassifier(max_iter=100, random_state=seed) if many else DummyClassifier()
-            model.fit(x, y)
-            pred = model.predict(x_test)
-            scores[name] = {
-                "accuracy": float(accuracy_score(y_test, pred)),
-                "macro_f1": float(f1_score(y_test, pred, average="macro")),
-            }
-        else:
-            model = HistGradientBoostingRegressor(max_iter=100, random_state=seed).fit(x, y)
-            scores[name] = {"r2": float(r2_score(y_test, model.predict(x_test)))}
+    with _one_openmp_thread():
+        for name, df in (("real", train), ("synthetic", synthetic)):
+            x, y = labelled(df)
+            if classify:
+                # A one-class synthetic target cannot train a booster; it predicts that class.
+                many = len(np.unique(y)) > 1
+                model = HistGradientBoostingClassifier(max_iter=100, random_state=seed) if many else DummyClassifier()
+                model.fit(x, y)
+                pred = model.predict(x_test)
+                scores[name] = {
+                    "accuracy": float(accuracy_score(y_test, pred)),
+                    "macro_f1": float(f1_score(y_test, pred, average="macro")),
+                }
+            else:
+                model = HistGradientBoostingRegressor(max_iter=100, random_state=seed).fit(x, y)
+                scores[name] = {"r2": float(r2_score(y_test, model.predict(x_test)))}
     gap = {m: scores["real"][m] - scores["synthetic"][m] for m in scores["real"]}
     return {"target": target, "task": "classification" if classify else "regression", **scores, "gap": gap}
