@@ -136,3 +136,16 @@ def test_gate_presets():
 def test_unknown_gate_key_is_bad_input(write_pipeline):
     result = runner.invoke(app, ["run", str(write_pipeline(gates={"mia_auc": 0.5}))])
     assert result.exit_code == 2 and "unknown key 'gates.mia_auc'" in result.stderr
+
+
+def test_pipeline_extra_expectation_and_existing_suite(tmp_path, write_pipeline):
+    # A user expectation the synthetic penguins cannot meet quarantines the run ...
+    extra = [{"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "body_mass_g", "max_value": 3000}}]
+    result = run_pipeline(write_pipeline(name="extra", validation={"expectations": extra}))
+    assert result.status == "quarantined"
+    failing = {g["name"] for g in result.manifest["gates"] if not g["passed"]}
+    assert failing == {"expectations"}
+    # ... and the suite it saved can be given back as an existing suite, with the same verdict.
+    suite = next((tmp_path / "out" / "_quarantine").iterdir()) / "expectations" / "suite.json"
+    again = run_pipeline(write_pipeline(name="suite", validation={"suite": str(suite)}))
+    assert again.status == "quarantined"

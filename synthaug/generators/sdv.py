@@ -39,10 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthaug.errors import BadInput
 from synthaug.generators.base import Generator, TrainerConfig
+from synthaug.generators.sampling import batch_seed, new_ids, rejection_batches
 from synthaug.schema import Schema, infer_schema
 
 MIN_ROWS = 10
-MAX_REJECTION_FACTOR = 200
 SDV_TABLE = "table"
 INSTALL_HINT = "install the extra: pip install 'synthaug[sdv]'"
 
@@ -210,10 +210,6 @@ def _seeded(seed: int):
             random.setstate(py_state)
 
 
-def _batch_seed(seed: int, batch_no: int) -> int:
-    return int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0])
-
-
 # -- the adapters ----------------------------------------------------------------------
 class SDVGenerator(Generator):
     """Shared adapter: a subclass names the SDV synthesizer class and maps its config to SDV kwargs."""
@@ -265,31 +261,11 @@ class SDVGenerator(Generator):
     def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
         self._require_fitted()
-        if n <= 0:
-            raise BadInput(f"n_rows must be > 0 (got {n})")
-        accept = _condition_filter(self.schema, conditions or {})
-        done, batch_no = 0, 0
-        while done < n:
-            want = min(batch_size, n - done)
-            batch_seed = _batch_seed(seed, batch_no)
-            batch_no += 1
-            parts, got, drawn, round_no = [], 0, 0, 0
-            while got < want:
-                if drawn > MAX_REJECTION_FACTOR * want:
-                    raise BadInput(
-                        f"conditions {conditions} were met by {got} of {drawn} sampled rows; "
-                        f"they are too rare for {self.name}: widen them or use a conditional family (gan, rbm)"
-                    )
-                draw = want - got if accept is None else max(4 * (want - got), 256)
-                table = _frame_to_arrow(self._draw(draw, _batch_seed(batch_seed, round_no)), self.schema, start=0)
-                round_no += 1
-                drawn += draw
-                if accept is not None:
-                    table = table.filter(accept(table))
-                parts.append(table.slice(0, want - got))
-                got += parts[-1].num_rows
-            yield _renumber_ids(pa.concat_tables(parts), self.schema, done)
-            done += want
+
+        def draw(k: int, batch_no: int, round_no: int) -> pa.Table:
+            return _frame_to_arrow(self._draw(k, batch_seed(seed, batch_no, round_no)), self.schema, start=0)
+
+        return rejection_batches(draw, n, schema=self.schema, conditions=conditions, batch_size=batch_size, who=self.name)
 
     def _draw(self, n: int, seed: int) -> pd.DataFrame:
         """`n` rows from the SDV synthesizer, every random source seeded by `seed`."""
@@ -301,7 +277,7 @@ class SDVGenerator(Generator):
             transformers = getattr(getattr(synth, "_data_processor", None), "_hyper_transformer", None)
             for i, tr in enumerate(getattr(transformers, "field_transformers", {}).values()):
                 if tr is not None and hasattr(tr, "set_random_state"):
-                    tr.set_random_state(np.random.RandomState(_batch_seed(seed, 1000 + i)), "reverse_transform")
+                    tr.set_random_state(np.random.RandomState(batch_seed(seed, 1000 + i)), "reverse_transform")
             synth._set_random_state(seed)
             out = synth.sample(num_rows=n)
         if isinstance(out, dict):  # SDV 2 returns {table: frame}; SDV 1 returned the frame
@@ -395,7 +371,7 @@ def _frame_to_arrow(df: pd.DataFrame, schema: Schema, start: int) -> pa.Table:
     for spec in schema.columns:
         field = arrow.field(spec.name)
         if spec.kind == "id":
-            arrays.append(_new_ids(spec, field.type, start, n))
+            arrays.append(new_ids(spec, field.type, start, n))
         else:
             arrays.append(_column_to_arrow(df[spec.name], spec, field.type))
     return pa.Table.from_arrays(arrays, schema=arrow)
@@ -429,53 +405,3 @@ def _column_to_arrow(values: pd.Series, spec, t: pa.DataType) -> pa.Array:
     if pa.types.is_boolean(t):
         return pa.array(np.where(null, False, values.fillna(False).astype(bool).to_numpy()), mask=mask)
     return pa.array([None if m else v for v, m in zip(values.tolist(), null)], type=t)
-
-
-def _new_ids(spec, t: pa.DataType, start: int, n: int) -> pa.Array:
-    """Ids numbered start..start+n-1: past the real maximum for integers, prefix + 'syn' + number for strings."""
-    index = np.arange(start, start + n)
-    if pa.types.is_integer(t):
-        return pa.array(int(spec.max or 0) + 1 + index).cast(t)
-    return pa.array([f"{spec.prefix or ''}syn{i:08d}" for i in index], type=t)
-
-
-def _renumber_ids(table: pa.Table, schema: Schema, start: int) -> pa.Table:
-    for spec in schema.columns:
-        if spec.kind == "id":
-            i = table.schema.get_field_index(spec.name)
-            table = table.set_column(i, table.field(i), _new_ids(spec, table.field(i).type, start, table.num_rows))
-    return table
-
-
-def _condition_filter(schema: Schema, conditions: dict[str, Any]):
-    """Check conditions against the schema (as synthaug's families do); a table -> mask function, or None."""
-    if not conditions:
-        return None
-    import pyarrow.compute as pc
-
-    tests = []
-    for name, want in conditions.items():
-        if name not in schema.names:
-            raise BadInput(f"condition on unknown column '{name}'; columns are: {', '.join(schema.names)}")
-        spec = schema.column(name)
-        if isinstance(want, (list, tuple)) and spec.kind in ("continuous", "integer"):
-            if len(want) != 2 or want[0] > want[1]:
-                raise BadInput(f"condition '{name}': a range is [low, high] with low <= high (got {want})")
-            if want[1] < spec.min or want[0] > spec.max:
-                raise BadInput(f"condition '{name}': range {want} lies outside the data's [{spec.min}, {spec.max}]")
-            tests.append(lambda t, n=name, w=want: pc.and_(pc.greater_equal(t[n], w[0]), pc.less_equal(t[n], w[1])))
-        elif spec.kind in ("categorical", "boolean", "constant"):
-            known = spec.categories if spec.kind != "constant" else [spec.value]
-            if want not in known:
-                raise BadInput(f"condition '{name}': value {want!r} never occurs in the data; values are: {known}")
-            tests.append(lambda t, n=name, w=want: pc.equal(t[n], w))
-        else:
-            raise BadInput(f"condition '{name}': conditions take a category of a categorical column or [low, high] of a numeric one")
-
-    def accept(table: pa.Table):
-        mask = tests[0](table)
-        for test in tests[1:]:
-            mask = pc.and_(mask, test(table))
-        return pc.fill_null(mask, False)
-
-    return accept

@@ -217,14 +217,9 @@ class TabularEncoder:
         return _to_arrow(x, field.type, null)
 
     def new_ids(self, column: str, start: int, n: int) -> pa.Array:
-        """Ids numbered start..start+n-1: past the real maximum for integers, 'syn' + number for strings."""
-        spec = self.schema.column(column)
-        t = self.schema.arrow_schema().field(column).type
-        index = np.arange(start, start + n)
-        if pa.types.is_integer(t):
-            return _to_arrow(int(spec.max or 0) + 1 + index, t, np.zeros(n, bool))
-        ids = np.array([f"{spec.prefix or ''}syn{i:08d}" for i in index], dtype=object)
-        return _to_arrow(ids, t, np.zeros(n, bool))
+        from synthaug.generators.sampling import new_ids
+
+        return new_ids(self.schema.column(column), self.schema.arrow_schema().field(column).type, start, n)
 
     # -- state -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

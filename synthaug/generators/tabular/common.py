@@ -18,13 +18,12 @@ import pyarrow as pa
 
 from synthaug.errors import BadInput
 from synthaug.generators.base import FORMAT_VERSION, MANIFEST, Generator, TrainerConfig, read_manifest
+from synthaug.generators.sampling import batch_seed, rejection_batches, renumber_ids
 from synthaug.schema import Schema, infer_schema
 from synthaug.transforms.tabular import TabularEncoder
 
 MIN_ROWS = 10
 WEIGHTS = "weights.pt"
-# Rejection sampling for conditions draws at most this many rows per requested row.
-MAX_REJECTION_FACTOR = 200
 
 
 class TabularGenerator(Generator):
@@ -62,32 +61,15 @@ class TabularGenerator(Generator):
         import torch
 
         self._require_fitted()
-        if n <= 0:
-            raise BadInput(f"n_rows must be > 0 (got {n})")
-        accept = self._condition_filter(conditions or {})
-        fixed = self._fixed_categories(conditions or {})
-        done, batch_no = 0, 0
-        while done < n:
-            want = min(batch_size, n - done)
-            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0]))
-            batch_no += 1
-            parts, got, drawn = [], 0, 0
-            while got < want:
-                if drawn > MAX_REJECTION_FACTOR * want:
-                    raise BadInput(
-                        f"conditions {conditions} were met by {got} of {drawn} sampled rows; "
-                        f"they are too rare for this model: widen them or use a conditional family (gan, rbm)"
-                    )
-                draw = max(want - got, 64) if accept is None else max(4 * (want - got), 256)
-                table = self.encoder.decode(self._sample(draw, gen, fixed), start_index=0)
-                drawn += draw
-                if accept is not None:
-                    table = table.filter(accept(table))
-                parts.append(table.slice(0, want - got))
-                got += parts[-1].num_rows
-            batch = pa.concat_tables(parts)
-            yield self._renumber_ids(batch, done)
-            done += want
+        fixed = self._fixed_categories(conditions or {}) if conditions else {}
+        gen = torch.Generator()
+
+        def draw(k: int, batch_no: int, round_no: int) -> pa.Table:
+            if round_no == 0:  # one torch stream per batch, continued by rejection rounds
+                gen.manual_seed(batch_seed(seed, batch_no))
+            return self.encoder.decode(self._sample(k, gen, fixed))
+
+        return rejection_batches(draw, n, schema=self.schema, conditions=conditions, batch_size=batch_size, who=self.name)
 
     def sample_mixture(
         self,
@@ -114,56 +96,12 @@ class TabularGenerator(Generator):
             parts = []
             for i, (category, k) in enumerate(counts.items()):
                 if k:
-                    sub_seed = int(np.random.SeedSequence([seed, batch_no, i]).generate_state(1)[0])
-                    parts += self.sample_tables(k, seed=sub_seed, conditions={**(conditions or {}), column: category}, batch_size=k)
+                    parts += self.sample_tables(k, seed=batch_seed(seed, batch_no, i), conditions={**(conditions or {}), column: category}, batch_size=k)
                 left[category] -= k
             order = np.random.default_rng([seed, batch_no]).permutation(want)
-            yield self._renumber_ids(pa.concat_tables(parts).take(order), done)
+            yield renumber_ids(pa.concat_tables(parts).take(order), self.schema, done)
             done += want
             batch_no += 1
-
-    def _renumber_ids(self, table: pa.Table, start: int) -> pa.Table:
-        """Regenerate id columns with globally unique numbers (rejection may have dropped rows)."""
-        ids = [c for c in self.schema.columns if c.kind == "id"]
-        if not ids:
-            return table
-        for spec in ids:
-            i = table.schema.get_field_index(spec.name)
-            table = table.set_column(i, table.field(i), self.encoder.new_ids(spec.name, start, table.num_rows))
-        return table
-
-    def _condition_filter(self, conditions: dict[str, Any]):
-        """Check conditions against the schema; return a table -> mask function, or None."""
-        if not conditions:
-            return None
-        import pyarrow.compute as pc
-
-        tests = []
-        for name, want in conditions.items():
-            if name not in self.schema.names:
-                raise BadInput(f"condition on unknown column '{name}'; columns are: {', '.join(self.schema.names)}")
-            spec = self.schema.column(name)
-            if isinstance(want, (list, tuple)) and spec.kind in ("continuous", "integer"):
-                if len(want) != 2 or want[0] > want[1]:
-                    raise BadInput(f"condition '{name}': a range is [low, high] with low <= high (got {want})")
-                if want[1] < spec.min or want[0] > spec.max:
-                    raise BadInput(f"condition '{name}': range {want} lies outside the data's [{spec.min}, {spec.max}]")
-                tests.append(lambda t, n=name, w=want: pc.and_(pc.greater_equal(t[n], w[0]), pc.less_equal(t[n], w[1])))
-            elif spec.kind in ("categorical", "boolean", "constant"):
-                known = spec.categories if spec.kind != "constant" else [spec.value]
-                if want not in known:
-                    raise BadInput(f"condition '{name}': value {want!r} never occurs in the data; values are: {known}")
-                tests.append(lambda t, n=name, w=want: pc.equal(t[n], w))
-            else:
-                raise BadInput(f"condition '{name}': conditions take a category of a categorical column or [low, high] of a numeric one")
-
-        def accept(table: pa.Table):
-            mask = tests[0](table)
-            for test in tests[1:]:
-                mask = pc.and_(mask, test(table))
-            return pc.fill_null(mask, False)
-
-        return accept
 
     def _fixed_categories(self, conditions: dict[str, Any]) -> dict[int, int]:
         """Equality conditions on categorical columns as {one-hot span start: category index}.
@@ -173,8 +111,8 @@ class TabularGenerator(Generator):
         """
         fixed = {}
         for name, want in conditions.items():
-            spec = self.schema.column(name)
-            if spec.kind in ("categorical", "boolean") and not isinstance(want, (list, tuple)):
+            spec = self.schema.column(name) if name in self.schema.names else None
+            if spec and spec.kind in ("categorical", "boolean") and want in (spec.categories or []):
                 span = next(s for s in self.encoder.spans_of(name) if s.role == "category")
                 fixed[span.start] = list(self.encoder.columns[name]["categories"]).index(want)
         return fixed
