@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/synthaug run pipelines/penguins.yaml --overwrite
-	@echo "output: out/penguins (data/, manifest.json, report.json, model/)"
+	@echo "output: out/penguins (data/ shards, manifest.json, report.html, report.json, junit.xml, model/)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import torch
 
@@ -36,37 +35,12 @@ def test_registry_knows_rbm():
     assert get_generator("rbm") is TabularRBM
 
 
-def test_fit_returns_self_and_samples_match_schema(fitted, one_thread):
-    table, fitted_gen = fitted
-    # Setup / Run
-    gen = TabularRBM(TINY)
-    returned = gen.fit(table.slice(0, 120), trainer=TrainerConfig(max_epochs=1, batch_size=50, progress_bar=False), seed=0)
-    tables = list(fitted_gen.sample_tables(250, seed=0, batch_size=100))
-    # Assert
-    assert returned is gen
-    assert [t.num_rows for t in tables] == [100, 100, 50]
-    for t in tables:
-        assert t.schema.equals(table.schema, check_metadata=False)
-    assert all(isinstance(df, pd.DataFrame) for df in gen.sample(10, seed=0))
 
 
-def test_same_seed_same_samples(fitted):
-    _, gen = fitted
-    a, b, c = sample(gen, seed=3), sample(gen, seed=3), sample(gen, seed=4)
-    pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(c)
 
 
-def test_save_load_gives_identical_samples(fitted, tmp_path):
-    _, gen = fitted
-    gen.save(tmp_path / "model")
-    loaded = TabularRBM.load(tmp_path / "model")
-    pd.testing.assert_frame_equal(sample(gen, seed=5), sample(loaded, seed=5))
 
 
-def test_sample_before_fit_raises():
-    with pytest.raises(RuntimeError, match="not fitted"):
-        next(TabularRBM(TINY).sample(5))
 
 
 def test_conditions_are_met_by_clamping(fitted):

@@ -67,8 +67,14 @@ class Generator(ABC):
     @abstractmethod
     def fit(self, data: Any, schema: Any = None, trainer: TrainerConfig | None = None, *, seed: int = 0) -> Generator: ...
 
+    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]:
+        """Yield pandas DataFrames (at most `batch_size` rows each) totalling `n` rows."""
+        for table in self.sample_tables(n, seed=seed, conditions=conditions, batch_size=batch_size):
+            yield table.to_pandas()
+
     @abstractmethod
-    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]: ...
+    def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]:
+        """Yield Arrow tables with the source's exact schema; batch i seeded by (seed, i)."""
 
     @abstractmethod
     def save(self, path: str | Path) -> None: ...

@@ -253,11 +253,6 @@ class SDVGenerator(Generator):
         return self
 
     # -- sample ----------------------------------------------------------------------
-    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pd.DataFrame]:
-        """Yield DataFrames (at most `batch_size` rows each) totalling `n` rows."""
-        for table in self.sample_tables(n, seed=seed, conditions=conditions, batch_size=batch_size):
-            yield table.to_pandas()
-
     def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
         self._require_fitted()

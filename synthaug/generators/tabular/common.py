@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from synthaug.errors import BadInput
@@ -50,11 +49,6 @@ class TabularGenerator(Generator):
         x = self.encoder.encode(df)
         self._fit(x, trainer or TrainerConfig(), seed)
         return self
-
-    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pd.DataFrame]:
-        """Yield DataFrames (at most `batch_size` rows each) totalling `n` rows."""
-        for table in self.sample_tables(n, seed=seed, conditions=conditions, batch_size=batch_size):
-            yield table.to_pandas()
 
     def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
