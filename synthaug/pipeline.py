@@ -92,8 +92,6 @@ def _batches(generator, config: PipelineConfig, shares: dict | None):
     sample = config.sample
     if shares is None:
         return generator.sample_tables(sample.n_rows, seed=config.seed, conditions=sample.conditions, batch_size=sample.batch_size)
-    if not hasattr(generator, "sample_mixture"):
-        raise BadInput(f"augment.balance needs a synthaug family (vae, gan, rbm); '{config.generator.name}' cannot rebalance")
     return generator.sample_mixture(
         sample.n_rows, column=config.augment.balance.column, shares=shares, seed=config.seed, conditions=sample.conditions, batch_size=sample.batch_size
     )
@@ -120,10 +118,25 @@ def run_pipeline(
     dest = Path(config.output.dir)
     check_destination(dest, overwrite)
     timings: dict[str, float] = {}
+    # Everything that can reject the input happens before training, so bad input fails fast.
     with _timed(timings, "load", log):
         table, schema = load_source(config)
         train, holdout = split(table, config)
-    generator = get_generator(config.generator.name)(config.generator.params)
+        train_df = train.to_pandas()
+        balance = config.augment.balance
+        shares = balance_shares(balance, schema, train_df) if balance else None
+        generator = get_generator(config.generator.name)(config.generator.params)
+        if balance and not hasattr(generator, "sample_mixture"):
+            raise BadInput(f"augment.balance needs a synthaug family (vae, gan, rbm); '{config.generator.name}' cannot rebalance")
+        validator = ShardValidator(
+            schema,
+            train_df,
+            config.gates,
+            config.name,
+            rows_per_shard=config.sample.rows_per_shard,
+            extra=config.validation.expectations,
+            suite_path=config.validation.suite,
+        )
     staging = make_staging(dest)
     try:
         trainer = config.trainer.model_copy(update={"checkpoint_dir": str(staging / "checkpoints")})
@@ -132,19 +145,7 @@ def run_pipeline(
         if generator.supports_save:
             generator.save(staging / "model")
         schema.save(staging / "schema.json")
-        train_df = train.to_pandas()
-        balance = config.augment.balance
-        shares = balance_shares(balance, schema, train_df) if balance else None
         with _timed(timings, "sample", log):
-            validator = ShardValidator(
-                schema,
-                train_df,
-                config.gates,
-                config.name,
-                rows_per_shard=config.sample.rows_per_shard,
-                extra=config.validation.expectations,
-                suite_path=config.validation.suite,
-            )
             writer = ShardWriter(
                 staging, schema.arrow_schema(), config.sample.rows_per_shard, config.sample.synthetic_column, on_shard=validator
             )

@@ -71,3 +71,10 @@ def test_rebalanced_fidelity_uses_reweighted_reference(write_pipeline):
     report = json.loads((result.path / "report.json").read_text())
     shape = report["metrics"]["fidelity"]["quality"]["column_shape_scores"]["species"]
     assert shape > 0.9  # equal classes vs real rows resampled to equal classes
+
+
+def test_balance_with_a_baseline_that_cannot_condition(write_pipeline):
+    pytest.importorskip("sdv")
+    config = write_pipeline(generator={"name": "sdv_gaussian_copula"}, augment={"balance": {"column": "species"}})
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 2 and "cannot rebalance" in result.stderr

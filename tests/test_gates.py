@@ -149,3 +149,11 @@ def test_pipeline_extra_expectation_and_existing_suite(tmp_path, write_pipeline)
     suite = next((tmp_path / "out" / "_quarantine").iterdir()) / "expectations" / "suite.json"
     again = run_pipeline(write_pipeline(name="suite", validation={"suite": str(suite)}))
     assert again.status == "quarantined"
+
+
+def test_unknown_user_expectation_fails_before_training(tmp_path, write_pipeline):
+    extra = [{"expectation": "expect_penguins_to_fly", "kwargs": {}}]
+    result = runner.invoke(app, ["run", str(write_pipeline(validation={"expectations": extra}))])
+    assert result.exit_code == 2 and "expect_penguins_to_fly" in result.stderr
+    assert "fit ..." not in result.stderr  # rejected while loading, before any training
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
