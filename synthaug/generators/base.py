@@ -23,12 +23,12 @@ MANIFEST = "generator.json"
 
 BUILTINS: dict[str, str] = {
     "vae": "synthaug.generators.tabular.vae:TabularVAE",
+    "gan": "synthaug.generators.tabular.gan:TabularGAN",
+    "rbm": "synthaug.generators.tabular.rbm:TabularRBM",
     # SDV baselines (optional extra, BUSL-1.1): see synthaug/generators/sdv.py
     "sdv_gaussian_copula": "synthaug.generators.sdv:SDVGaussianCopula",
     "sdv_ctgan": "synthaug.generators.sdv:SDVCTGAN",
     "sdv_tvae": "synthaug.generators.sdv:SDVTVAE",
-    "gan": "synthaug.generators.tabular.gan:TabularGAN",
-    "rbm": "synthaug.generators.tabular.rbm:TabularRBM",
 }
 ENTRY_POINT_GROUP = "synthaug.generators"
 
