@@ -1,4 +1,5 @@
-"""Errors the CLI maps to exit codes."""
+"""The error the CLI maps to exit code 2. (A failed gate is not an error: run_pipeline returns
+a RunResult whose exit_code is 1.)"""
 
 
 class BadInput(Exception):
@@ -7,6 +8,3 @@ class BadInput(Exception):
     The message is one line that names the file, column or config key and says what to do.
     """
 
-
-class GateFailed(Exception):
-    """A validation gate failed: exit code 1, shards quarantined."""
