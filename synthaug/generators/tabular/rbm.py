@@ -244,7 +244,8 @@ class TabularRBM(TabularGenerator):
                 module.b.data[s.start : s.stop] = torch.from_numpy(np.log(np.maximum(freq, 1e-3)))
         probe = train[np.random.default_rng(seed).permutation(len(train))[: max(len(val) if val is not None else 0, 1000)]]
         module.train_probe = torch.from_numpy(probe)
-        train_dl, val_dl = loaders(x, trainer, seed)  # the same split as above: same rows, same seed
+        del train, val, values  # loaders() makes its own split (same rows, same seed); don't hold two copies
+        train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(module, train_dl, val_dl, trainer, seed)
         module.train_probe = module.chains = None
 
