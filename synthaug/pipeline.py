@@ -16,8 +16,7 @@ import pyarrow as pa
 from synthaug.augment import balance_shares, reweight
 from synthaug.config import PipelineConfig, load_config
 from synthaug.errors import BadInput
-from synthaug.generators.base import get_generator
-from synthaug.generators.tabular.common import MIN_ROWS
+from synthaug.generators.base import MIN_ROWS, get_generator
 from synthaug.io.publish import check_destination, discard, make_staging, publish, quarantine
 from synthaug.io.shards import ShardWriter
 from synthaug.io.sources import data_hash, read_table

@@ -17,15 +17,6 @@ TRAINER = TrainerConfig(max_epochs=30, batch_size=100, patience=0, progress_bar=
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and much faster when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def fitted(one_thread):
     table = read_table(PENGUINS)
     return table, TabularRBM(TINY).fit(table, trainer=TRAINER, seed=0)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from synthaug.errors import BadInput
 
 FORMAT_VERSION = 1
+MIN_ROWS = 10  # fewer training rows than this cannot be modelled
 MANIFEST = "generator.json"
 
 BUILTINS: dict[str, str] = {
@@ -63,6 +64,21 @@ class Generator(ABC):
 
     def __init__(self, config: BaseModel | dict[str, Any] | None = None) -> None:
         self.config = config if isinstance(config, self.Config) else make_config(self.Config, config or {})
+
+    def _checked_input(self, data: Any, schema: Any = None) -> tuple[Any, Any]:
+        """Training data as an Arrow table, and its schema (inferred if not given); BadInput if unusable."""
+        import pyarrow as pa
+
+        from synthaug.schema import infer_schema
+
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        if table.num_rows < MIN_ROWS:
+            raise BadInput(f"training data has {table.num_rows} rows; {self.name} needs at least {MIN_ROWS}")
+        schema = schema or infer_schema(table)
+        missing = [c for c in schema.names if c not in table.column_names]
+        if missing:
+            raise BadInput(f"column '{missing[0]}' of the schema is not in the training data; columns there: {', '.join(table.column_names)}")
+        return table, schema
 
     @abstractmethod
     def fit(self, data: Any, schema: Any = None, trainer: TrainerConfig | None = None, *, seed: int = 0) -> Generator: ...

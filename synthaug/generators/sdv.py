@@ -42,7 +42,6 @@ from synthaug.generators.base import Generator, TrainerConfig
 from synthaug.generators.sampling import batch_seed, new_ids, rejection_batches
 from synthaug.schema import Schema, infer_schema
 
-MIN_ROWS = 10
 SDV_TABLE = "table"
 INSTALL_HINT = "install the extra: pip install 'synthaug[sdv]'"
 
@@ -230,13 +229,7 @@ class SDVGenerator(Generator):
 
     # -- fit -------------------------------------------------------------------------
     def fit(self, data, schema: Schema | None = None, trainer: TrainerConfig | None = None, *, seed: int = 0):
-        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-        if table.num_rows < MIN_ROWS:
-            raise BadInput(f"training data has {table.num_rows} rows; {self.name} needs at least {MIN_ROWS}")
-        schema = schema or infer_schema(table)
-        missing = [c for c in schema.names if c not in table.column_names]
-        if missing:
-            raise BadInput(f"column '{missing[0]}' of the schema is not in the training data; columns there: {', '.join(table.column_names)}")
+        table, schema = self._checked_input(data, schema)
         modelled = [c.name for c in schema.columns if c.kind != "id"]
         if not modelled:
             raise BadInput(f"every column of the schema is an id; {self.name} needs at least one column to model")

@@ -18,10 +18,9 @@ import pyarrow as pa
 from synthaug.errors import BadInput
 from synthaug.generators.base import FORMAT_VERSION, MANIFEST, Generator, TrainerConfig, read_manifest
 from synthaug.generators.sampling import batch_seed, rejection_batches, renumber_ids
-from synthaug.schema import Schema, infer_schema
+from synthaug.schema import Schema
 from synthaug.transforms.tabular import TabularEncoder
 
-MIN_ROWS = 10
 WEIGHTS = "weights.pt"
 
 
@@ -36,13 +35,7 @@ class TabularGenerator(Generator):
 
     # -- the public methods coordinate -----------------------------------------
     def fit(self, data, schema: Schema | None = None, trainer: TrainerConfig | None = None, *, seed: int = 0):
-        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-        if table.num_rows < MIN_ROWS:
-            raise BadInput(f"training data has {table.num_rows} rows; {self.name} needs at least {MIN_ROWS}")
-        schema = schema or infer_schema(table)
-        missing = [c for c in schema.names if c not in table.column_names]
-        if missing:
-            raise BadInput(f"column '{missing[0]}' of the schema is not in the training data; columns there: {', '.join(table.column_names)}")
+        table, schema = self._checked_input(data, schema)
         df = table.select(schema.names).to_pandas()
         self.schema = schema
         self.encoder = TabularEncoder().fit(df, schema, seed=seed)
