@@ -84,14 +84,6 @@ def test_registry_knows_gan():
     assert get_generator("gan") is TabularGAN
 
 
-
-
-
-
-
-
-
-
 def test_training_is_deterministic(one_thread):
     # Setup: the same seed twice, a different one once (sampler, noise and dropout all seeded).
     table = read_table(PENGUINS)
@@ -136,3 +128,24 @@ def test_pipeline_runs_with_gan(write_pipeline, one_thread):
     result = run_pipeline(write_pipeline(generator="gan"))
     assert result.exit_code in (0, 1) and (result.path / "manifest.json").is_file()
     assert result.manifest["generator"] == "gan" and sum(s["rows"] for s in result.manifest["shards"]) == 300
+
+
+def test_samples_come_from_the_weight_average(fitted):
+    # Setup: the averaged generator lags the live one, so their samples differ.
+    _, gen = fitted
+    module = gen.module
+    live = dict(module.generator.named_parameters())
+    # Run / Assert: the average moved from its initial copy towards the live weights, and sampling uses it.
+    assert any(not torch.equal(p, live[n]) for n, p in module.ema.named_parameters())
+    a = gen._sample(50, torch.Generator().manual_seed(0), {})
+    module.ema.load_state_dict(module.generator.state_dict())
+    b = gen._sample(50, torch.Generator().manual_seed(0), {})
+    assert not np.array_equal(a, b)
+
+
+def test_live_weights_when_averaging_is_off(one_thread):
+    table = read_table(PENGUINS)
+    gen = TabularGAN({**TINY, "ema_decay": 0.0}).fit(table, trainer=TrainerConfig(max_epochs=1, batch_size=50, progress_bar=False), seed=0)
+    gen.module.ema.load_state_dict({k: torch.zeros_like(v) for k, v in gen.module.ema.state_dict().items()})
+    assert np.isfinite(gen._sample(20, torch.Generator().manual_seed(0), {})).all()  # the zeroed average is unused
+    assert len(sample(gen, n=20)) == 20

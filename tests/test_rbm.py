@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from synthaug.generators.base import TrainerConfig, get_generator
-from synthaug.generators.tabular.rbm import TabularRBM
+from synthaug.generators.tabular.rbm import NOISE_BURN_IN, TabularRBM
 from synthaug.io.sources import read_table
 from synthaug.pipeline import run_pipeline
 from tests.conftest import PENGUINS
 from tests.test_gan import association_gap, independent_columns, sample
 
 TINY = {"n_hidden": 64, "burn_in": 100, "thinning": 5, "lr": 3e-3}
-TRAINER = TrainerConfig(max_epochs=30, batch_size=100, patience=0, progress_bar=False)
+TRAINER = TrainerConfig(max_epochs=60, batch_size=100, patience=0, progress_bar=False)
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,6 @@ def fitted(one_thread):
 
 def test_registry_knows_rbm():
     assert get_generator("rbm") is TabularRBM
-
-
-
-
-
-
-
-
 
 
 def test_conditions_are_met_by_clamping(fitted):
@@ -83,3 +75,42 @@ def test_pipeline_runs_with_rbm(write_pipeline, one_thread):
     result = run_pipeline(write_pipeline(generator="rbm"))
     assert result.exit_code in (0, 1) and (result.path / "manifest.json").is_file()
     assert result.manifest["generator"] == "rbm" and sum(s["rows"] for s in result.manifest["shards"]) == 300
+
+
+def test_chain_bank_is_saved_and_starts_the_chains(fitted, tmp_path):
+    # Setup: the bank holds the scoring chains' states at the best epoch, saved with the weights.
+    _, gen = fitted
+    module = gen.module
+    gen.save(tmp_path / "m")
+    loaded = TabularRBM.load(tmp_path / "m")
+    # Assert: saved; unconditioned chains start from bank states and use the short burn-in.
+    assert bool(loaded.module.bank_ready) and torch.equal(loaded.module.bank, module.bank)
+    starts, burn_in = module.chain_starts(50, torch.Generator().manual_seed(0), None)
+    assert burn_in == TINY["burn_in"]
+    assert all((module.bank == row).all(1).any() for row in starts)
+
+
+def test_conditioned_chains_start_from_matching_bank_states(fitted):
+    _, gen = fitted
+    module = gen.module
+    span = next(s for s in gen.encoder.spans if s.column == "species")
+    want = torch.zeros(span.width)
+    want[gen._fixed_categories({"species": "Chinstrap"})[span.start]] = 1.0
+    clamp = (torch.arange(span.start, span.stop), want)
+    # Run
+    starts, burn_in = module.chain_starts(300, torch.Generator().manual_seed(0), clamp)
+    # Assert: every start already holds the condition (so chains begin in the conditional distribution).
+    assert (starts[:, span.start : span.stop] == want).all() and burn_in == TINY["burn_in"]
+    # A condition no bank state meets falls back to noise and the long burn-in.
+    impossible = (clamp[0], torch.full((span.width,), 0.5))
+    _, burn_in = module.chain_starts(10, torch.Generator().manual_seed(0), impossible)
+    assert burn_in == NOISE_BURN_IN
+
+
+def test_bank_without_validation_rows(one_thread):
+    # No validation rows (val_fraction 0): the bank is filled from noise after training.
+    table = read_table(PENGUINS)
+    trainer = TrainerConfig(max_epochs=2, batch_size=100, val_fraction=0.0, progress_bar=False)
+    gen = TabularRBM({**TINY, "burn_in": 5}).fit(table, trainer=trainer, seed=0)
+    assert bool(gen.module.bank_ready) and gen.module.bank.abs().sum() > 0
+    assert len(sample(gen, n=30)) == 30

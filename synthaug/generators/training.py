@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from synthaug.generators.base import TrainerConfig
 
@@ -47,7 +47,8 @@ def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, D
     dataset = TensorDataset(torch.from_numpy(train))
     steps = steps_per_epoch(len(train), batch, cfg)
     sampler = RandomSampler(dataset, num_samples=steps * batch, generator=gen)
-    train_dl = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
+    # Whole batches of indices: one tensor gather per step instead of collating rows one by one.
+    train_dl = DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch, drop_last=True))
     val_dl = None if val is None else DataLoader(TensorDataset(torch.from_numpy(val)), batch_size=4096)
     return train_dl, val_dl
 
@@ -114,55 +115,100 @@ def _best_weights(monitor: str):
     return BestWeights()
 
 
+class FidelityLayout:
+    """Where a fidelity score finds each column in the encoded matrix.
+
+    Numeric columns are decoded (mode mean + 4 * mode std * offset, as the encoder does), so the
+    score sees the values SDMetrics will see, not offsets in per-mode units; categorical and null
+    groups are one-hot frequencies.
+    """
+
+    def __init__(self, encoder) -> None:
+        self.numeric, self.groups, self.onehot_cols = [], [], []
+        for s in encoder.spans:
+            if s.role == "offset":
+                state = encoder.columns[s.column]
+                means = torch.tensor(state["means"], dtype=torch.float64)
+                stds = torch.tensor(state["stds"], dtype=torch.float64)
+                self.numeric.append((s.start, s.stop, s.stop + len(means), means, stds))
+            elif s.kind == "softmax" and s.role in ("category", "null"):
+                self.groups.append((s.start, s.stop))
+                if s.role == "category":
+                    self.onehot_cols += list(range(s.start, s.stop))
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows x numeric columns, in the columns' own units."""
+        x = x.double()
+        cols = []
+        for off, a, b, means, stds in self.numeric:
+            mode = x[:, a:b].argmax(1)
+            cols.append(x[:, off].clamp(-1, 1) * 4 * stds[mode] + means[mode])
+        return torch.stack(cols, 1) if cols else x.new_zeros(len(x), 0)
+
+    def gap(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        """(1 - column shapes) + (1 - pair trends), approximately, as SDMetrics scores them:
+        per-column KS statistic or total variation, plus half the mean |correlation difference|
+        over pairs of decoded numeric columns and category indicators."""
+        real_num, fake_num = self.decode(real), self.decode(fake)
+        shapes = [ks_statistic(real_num, fake_num)] if real_num.shape[1] else []
+        shapes += [0.5 * (real[:, a:b].double().mean(0) - fake[:, a:b].double().mean(0)).abs().sum().reshape(1) for a, b in self.groups]
+        real_f = torch.cat([real_num, real[:, self.onehot_cols].double()], 1)
+        fake_f = torch.cat([fake_num, fake[:, self.onehot_cols].double()], 1)
+        total = torch.cat(shapes).mean() if shapes else real.new_zeros((), dtype=torch.float64)
+        if real_f.shape[1] > 1:
+            upper = torch.triu_indices(real_f.shape[1], real_f.shape[1], offset=1)
+            diff = (_corr(real_f) - _corr(fake_f))[upper[0], upper[1]]
+            total = total + 0.5 * diff.abs().mean()
+        return float(total)
+
+
+def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two-sample KS statistic of each column of `a` (m x k) against the same column of `b` (n x k)."""
+    a_sorted, b_sorted = a.T.contiguous().sort(1).values, b.T.contiguous().sort(1).values
+    points = torch.cat([a_sorted, b_sorted], 1)
+    cdf_a = torch.searchsorted(a_sorted, points, right=True) / a.shape[0]
+    cdf_b = torch.searchsorted(b_sorted, points, right=True) / b.shape[0]
+    return (cdf_a - cdf_b).abs().amax(1)
+
+
+def _corr(x: torch.Tensor) -> torch.Tensor:
+    """Pearson correlations; a constant column correlates 0 with everything."""
+    x = x - x.mean(0)
+    std = x.pow(2).mean(0).sqrt()
+    ok = std > 1e-9
+    x = x / torch.where(ok, std, torch.ones_like(std))
+    return torch.where(torch.outer(ok, ok), x.T @ x / len(x), torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype))
+
+
 class FidelityValidation:
     """Mixin for a tabular LightningModule with `generate(n, generator)`.
 
-    Its `val_loss` is a cheap fidelity gap between the validation rows and `val_rows` rows
-    generated with a fixed seed, so early stopping and checkpoint selection follow sample
-    quality rather than the training loss. Set `fidelity_spans = (value_idx, groups)`.
+    Its `val_loss` is `FidelityLayout.gap` between (up to `max_real_rows` of) the validation rows
+    and `val_rows` rows generated with a fixed seed, so early stopping and checkpoint selection
+    follow sample quality rather than the training loss. The family's `_fit` sets
+    `module.fidelity = FidelityLayout(encoder)` before training.
     """
 
     val_rows: int = 2000
-    fidelity_spans: tuple[list[int], list[tuple[int, int]]] = ([], [])
+    max_real_rows: int = 10_000
+    fidelity: FidelityLayout | None = None
 
     def on_validation_epoch_start(self) -> None:
-        self._val_stats: dict = {}
+        self._val_real: list[torch.Tensor] = []
 
     def validation_step(self, batch, _batch_idx):
-        x = batch[0].double()
-        s = self._val_stats
-        s["n"] = s.get("n", 0) + len(x)
-        s["sum"] = s.get("sum", 0) + x.sum(0)
-        s["outer"] = s.get("outer", 0) + x.T @ x
+        have = sum(len(b) for b in self._val_real)
+        if have < self.max_real_rows:
+            self._val_real.append(batch[0][: self.max_real_rows - have])
 
     def validation_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.generate(n, generator)
 
     def on_validation_epoch_end(self) -> None:
-        s = self._val_stats
-        if not s:
+        if not self._val_real or self.fidelity is None:
             return
         was_training = self.training
         self.eval()
-        fake = self.validation_sample(self.val_rows, torch.Generator().manual_seed(0)).double()
+        fake = self.validation_sample(self.val_rows, torch.Generator().manual_seed(0))
         self.train(was_training)
-        real_mean = s["sum"] / s["n"]
-        real_cov = s["outer"] / s["n"] - torch.outer(real_mean, real_mean)
-        fake_mean = fake.mean(0)
-        fake_cov = fake.T @ fake / len(fake) - torch.outer(fake_mean, fake_mean)
-        self.log("val_loss", fidelity_gap(real_mean, real_cov, fake_mean, fake_cov, *self.fidelity_spans), prog_bar=True)
-
-
-def fidelity_gap(real_mean, real_cov, fake_mean, fake_cov, value_idx, groups) -> float:
-    """Total variation of one-hot groups + offset mean/std gaps + mean |correlation difference|."""
-    tv = [0.5 * (real_mean[a:b] - fake_mean[a:b]).abs().sum() for a, b in groups]
-    std_r, std_f = real_cov.diagonal().clamp_min(0).sqrt(), fake_cov.diagonal().clamp_min(0).sqrt()
-    off = [(real_mean[i] - fake_mean[i]).abs() + (std_r[i] - std_f[i]).abs() for i in value_idx]
-
-    def corr(cov, std):
-        d = torch.where(std > 1e-6, std, torch.ones_like(std))
-        return torch.where(torch.outer(std > 1e-6, std > 1e-6), cov / torch.outer(d, d), torch.zeros_like(cov))
-
-    gap = (corr(real_cov, std_r) - corr(fake_cov, std_f)).abs().mean()
-    terms = [torch.stack(t).mean() for t in (tv, off) if t] + [gap]
-    return float(sum(terms))
+        self.log("val_loss", self.fidelity.gap(torch.cat(self._val_real), fake), prog_bar=True)

@@ -12,9 +12,15 @@ Adam. `val_loss` is the fidelity gap of generated rows (FidelityValidation); `va
 one-step mean-field reconstruction error of validation rows;
 `free_energy_gap` (validation minus training rows) grows when the model overfits.
 
-Generation: Gibbs chains from random visibles, `burn_in` steps, then one draw every `thinning`
-steps; softmax groups are categorical draws, Gaussian units mean + noise (offsets clipped to
-[-1, 1]). Equality conditions clamp the group's visible units at every step.
+Epochs are scored on persistent chains: `val_rows` chains started once from noise and moved
+`val_steps` Gibbs steps per epoch, so they follow the model as it trains. Their states at the
+best epoch are saved with the weights as the *chain bank*: model samples, no training rows.
+
+Generation: Gibbs chains started from states drawn from the bank (from noise if there is none),
+`burn_in` steps, then one draw every `thinning` steps; softmax groups are categorical draws,
+Gaussian units mean + noise (offsets clipped to [-1, 1]). Starting near equilibrium makes a short
+burn-in enough, where chains from noise mix slowly once the model is sharp. Equality conditions
+clamp the group's visible units at every step.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from synthaug.generators.base import TrainerConfig
-from synthaug.generators.tabular.common import TabularGenerator
-from synthaug.generators.training import FidelityValidation, fit_module, lightning, loaders, split_validation
+from synthaug.generators.tabular.common import TabularGenerator, draw_groups
+from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_validation
 
 LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
+NOISE_BURN_IN = 500  # Gibbs steps for chains started from noise (no chain bank yet)
 
 
 class RBMConfig(BaseModel):
@@ -44,9 +51,10 @@ class RBMConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on the weights")
     learn_variance: bool = Field(True, description="learn a standard deviation per Gaussian unit (else unit variance on standardised offsets)")
     init_std: float = Field(0.01, gt=0, description="standard deviation of the initial weights")
-    burn_in: int = Field(500, ge=0, description="Gibbs steps before the first sample is kept")
+    burn_in: int = Field(100, ge=0, description="Gibbs steps before the first sample is kept (chains start from the saved chain bank)")
     thinning: int = Field(10, gt=0, description="Gibbs steps between samples kept from one chain")
     n_chains: int = Field(1000, gt=0, description="parallel Gibbs chains per sampled batch (fewer rows -> one chain per row)")
+    val_steps: int = Field(5, gt=0, description="Gibbs steps per epoch of the persistent chains that score each epoch")
 
 
 def _lightning_module(width: int, spans, cfg: RBMConfig):
@@ -54,6 +62,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
 
     value_idx = [s.start for s in spans if s.kind == "value"]
     groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
+    group_cols = [j for a, b in groups for j in range(a, b)]
 
     class TabularRBMModule(FidelityValidation, pl.LightningModule):
         def __init__(self) -> None:
@@ -67,10 +76,13 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             self.register_buffer("value_mean", torch.zeros(len(value_idx)))
             self.register_buffer("value_std", torch.ones(len(value_idx)))
             self.chains: torch.Tensor | None = None  # persistent chains (PCD); not saved
+            self.val_chains: torch.Tensor | None = None  # persistent chains that score each epoch; not saved
+            # Chain states at the best epoch (standardised visibles), saved: generation starts from them.
+            self.register_buffer("bank", torch.zeros(self.val_rows, width))
+            self.register_buffer("bank_ready", torch.zeros((), dtype=torch.bool))
             self.train_probe: torch.Tensor | None = None  # training rows for the free-energy gap; not saved
             self.val_sums: dict[str, float] = {}
             self.history: list[dict[str, float]] = []  # metrics logged at each epoch's end, for inspection
-            self.fidelity_spans = (value_idx, groups)
 
         # -- model pieces -------------------------------------------------------------
         def sigma(self) -> torch.Tensor:
@@ -116,11 +128,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             noise = torch.randn(len(h), len(value_idx), generator=generator, dtype=h.dtype)
             v[:, self.value_idx] = out[:, self.value_idx] + sig * noise
             if groups:
-                # Gumbel-max: one categorical draw per group with a single uniform draw for all groups.
-                u = torch.rand(out.shape, generator=generator, dtype=h.dtype).clamp(1e-12, 1 - 1e-7)
-                perturbed = out - torch.log(-torch.log(u))
-                for a, b in groups:
-                    v[torch.arange(len(h)), a + perturbed[:, a:b].argmax(1)] = 1.0
+                v[:, group_cols] = draw_groups(out, tuple(groups), generator)[:, group_cols]
             return v
 
         def sample_hidden(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -154,7 +162,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
                 else:
                     negative = self.gibbs(v, cfg.k)
             loss = self.free_energy(v).mean() - self.free_energy(negative.detach()).mean()
-            with torch.no_grad():
+            with torch.no_grad():  # picks the epoch when there are no validation rows
                 self.log("train_loss", self.reconstruction_error(v).mean(), on_step=False, on_epoch=True, prog_bar=True)
             return loss
 
@@ -170,8 +178,25 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             s["recon"] += float(self.reconstruction_error(v).sum().detach())
             s["free"] += float(self.free_energy(v).sum().detach())
 
+        @torch.no_grad()
         def validation_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-            return self.generate(n, generator, burn_in=min(cfg.burn_in, 100))  # cheaper chains, each epoch
+            """States of `n` chains carried from epoch to epoch, `val_steps` Gibbs steps each time.
+
+            The weights move little between epochs, so chains that are already near the previous
+            model's equilibrium track the current one after a few steps; chains restarted from
+            noise would need the full burn-in, which grows as the model sharpens.
+            """
+            if self.val_chains is None or len(self.val_chains) != n:
+                # `generator` restarts at the same seed every epoch; the chains need fresh noise each time.
+                self.val_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+                self.val_chains = self.gibbs(self.start(n, self.val_gen), min(cfg.burn_in, 100), self.val_gen)
+            self.val_chains = self.gibbs(self.val_chains, cfg.val_steps, self.val_gen)
+            self.fill_bank(self.val_chains)
+            return self.unstandardise(self.val_chains)
+
+        def fill_bank(self, states: torch.Tensor) -> None:
+            self.bank.copy_(states[torch.arange(len(self.bank)) % len(states)])
+            self.bank_ready.fill_(True)
 
         def on_validation_epoch_end(self) -> None:
             super().on_validation_epoch_end()  # val_loss: the fidelity gap of generated rows
@@ -192,14 +217,15 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             return torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
 
         # -- generation -------------------------------------------------------------------
-        @torch.no_grad()
-        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None, burn_in: int | None = None) -> torch.Tensor:
-            chains = min(n, cfg.n_chains)
-            # Random start: standard-normal offsets, uniform one-hot groups.
+        def start(self, chains: int, generator: torch.Generator) -> torch.Tensor:
+            """Random chain starts: standard-normal offsets, uniform one-hot groups."""
             v = torch.zeros(chains, width)
             v[:, self.value_idx] = torch.randn(chains, len(value_idx), generator=generator)
-            for a, b in groups:
-                v[torch.arange(chains), a + torch.randint(b - a, (chains,), generator=generator)] = 1.0
+            return draw_groups(v, tuple(groups), generator)
+
+        @torch.no_grad()
+        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
+            chains = min(n, cfg.n_chains)
             clamp = None
             if fixed:
                 cols, vals = [], []
@@ -208,13 +234,29 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
                     cols += list(range(start, stop))
                     vals += [1.0 if j == cat else 0.0 for j in range(stop - start)]
                 clamp = (torch.tensor(cols), torch.tensor(vals))
+            v, burn_in = self.chain_starts(chains, generator, clamp)
+            if clamp is not None:
                 v[:, clamp[0]] = clamp[1]
-            v = self.gibbs(v, cfg.burn_in if burn_in is None else burn_in, generator, clamp)
+            v = self.gibbs(v, burn_in, generator, clamp)
             kept = [v]
             while sum(len(k) for k in kept) < n:
                 v = self.gibbs(v, cfg.thinning, generator, clamp)
                 kept.append(v)
             return self.unstandardise(torch.cat(kept)[:n])
+
+        def chain_starts(self, chains: int, generator: torch.Generator, clamp) -> tuple[torch.Tensor, int]:
+            """Start states and burn-in: bank states that already meet the clamp (so conditional
+            chains start in the conditional distribution, not the marginal), else noise and a long burn-in."""
+            pool = self.bank if self.bank_ready else self.bank[:0]
+            if clamp is not None:
+                pool = pool[(pool[:, clamp[0]] == clamp[1]).all(1)]
+            if not len(pool):
+                return self.start(chains, generator), max(cfg.burn_in, NOISE_BURN_IN)
+            if chains <= len(pool):
+                pick = torch.randperm(len(pool), generator=generator)[:chains]
+            else:
+                pick = torch.randint(len(pool), (chains,), generator=generator)
+            return pool[pick].clone(), cfg.burn_in
 
     return TabularRBMModule()
 
@@ -233,6 +275,7 @@ class TabularRBM(TabularGenerator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = self._build()
+        self.module.fidelity = FidelityLayout(self.encoder)
         module = self.module
         values = torch.from_numpy(train[:, module.value_idx.numpy()])
         if len(module.value_idx):
@@ -247,7 +290,11 @@ class TabularRBM(TabularGenerator):
         del train, val, values  # loaders() makes its own split (same rows, same seed); don't hold two copies
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(module, train_dl, val_dl, trainer, seed)
-        module.train_probe = module.chains = None
+        module.train_probe = module.chains = module.val_chains = None
+        if not module.bank_ready:  # no validation rows: fill the bank from noise with a long burn-in
+            gen = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                module.fill_bank(module.gibbs(module.start(len(module.bank), gen), max(self.config.burn_in, NOISE_BURN_IN), gen))
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         self.module.eval()

@@ -18,7 +18,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import FidelityValidation, fit_module, lightning, loaders
+from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders
 
 
 class VAEConfig(BaseModel):
@@ -55,7 +55,6 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
             self.decoder = nn.Sequential(_mlp([cfg.latent_dim, *reversed(cfg.hidden)]), nn.Linear(cfg.hidden[0], width))
             self.log_sigma = nn.Parameter(torch.full((len(value_idx),), math.log(0.1)))
             self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
-            self.fidelity_spans = (value_idx, groups)
 
         @torch.no_grad()
         def init_output_bias(self, column_means: np.ndarray) -> None:
@@ -119,6 +118,7 @@ class TabularVAE(TabularGenerator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = self._build()
+        self.module.fidelity = FidelityLayout(self.encoder)
         self.module.init_output_bias(x.mean(axis=0))
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(self.module, train_dl, val_dl, trainer, seed)
