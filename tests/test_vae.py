@@ -1,16 +1,19 @@
 """The VAE learns structure; saved models fail clearly when damaged or too new."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from synthaug.cli import app
 from synthaug.errors import BadInput
 from synthaug.generators.base import TrainerConfig, load_generator
-from synthaug.generators.tabular.vae import TabularVAE
+from synthaug.generators.tabular.vae import TabularVAE, _lightning_module
+from synthaug.transforms.tabular import Span
 from synthaug.validation.fidelity import quality_report
 
 TRAINER = TrainerConfig(max_epochs=40, batch_size=64, patience=0, progress_bar=False)
@@ -61,3 +64,40 @@ def test_corrupt_weights_are_bad_input(fitted, tmp_path):
         load_generator(tmp_path / "m")
     result = CliRunner().invoke(app, ["sample", str(tmp_path / "m"), "-n", "10", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "the file is corrupt" in result.stderr
+
+
+def test_mixture_prior_is_fitted_and_saved(penguins_table, tmp_path):
+    # Setup: prior "mixture" fits a Gaussian mixture to the training codes after training.
+    trainer = TrainerConfig(max_epochs=5, batch_size=64, progress_bar=False)
+    gen = TabularVAE({"latent_dim": 4, "hidden": [32], "prior": "mixture", "prior_components": 3}).fit(penguins_table, trainer=trainer, seed=0)
+    module = gen.module
+    # Assert: weights sum to one over several used components, valid covariances, saved with the weights.
+    assert module.prior_weights.sum() == pytest.approx(1.0) and int((module.prior_weights > 0.01).sum()) >= 2
+    covs = module.prior_chols @ module.prior_chols.transpose(1, 2)
+    assert torch.all(torch.linalg.eigvalsh(covs) > 0)
+    gen.save(tmp_path / "m")
+    again = load_generator(tmp_path / "m")
+    for name in ("prior_weights", "prior_means", "prior_chols"):
+        assert torch.equal(getattr(again.module, name), getattr(module, name))
+    pd.testing.assert_frame_equal(next(again.sample(50, seed=3)), next(gen.sample(50, seed=3)))
+
+
+def test_samples_follow_the_mixture():
+    # Two far-apart components with weights 0.8 / 0.2: the drawn z split the same way.
+    config = TabularVAE({"latent_dim": 2, "hidden": [4], "prior_components": 2}).config
+    m = _lightning_module(1, [Span("x", "value", 0, 1, "offset")], config)
+    m.prior_weights.copy_(torch.tensor([0.8, 0.2]))
+    m.prior_means.copy_(torch.tensor([[-10.0, 0.0], [10.0, 0.0]]))
+    m.decoder = torch.nn.Sequential(torch.nn.Identity())  # generate() then returns z's first coordinate, tanh-squashed
+    m.log_sigma.data.fill_(math.log(1e-3))
+    out = m.generate(20_000, torch.Generator().manual_seed(0))
+    share = float((out[:, 0] > 0).double().mean())
+    assert abs(share - 0.2) < 0.015, share
+
+
+def test_standard_prior_is_n01(fitted):
+    gen, _ = fitted
+    module = gen.module
+    k = module.prior_weights.argmax()
+    assert module.prior_weights[k] == 1 and torch.equal(module.prior_means[k], torch.zeros(8))
+    assert torch.equal(module.prior_chols[k], torch.eye(8))

@@ -39,6 +39,7 @@ from synthaug.generators.training import FidelityLayout, FidelityValidation, fit
 
 LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
 NOISE_BURN_IN = 500  # Gibbs steps for chains started from noise (no chain bank yet)
+VAL_START_BURN_IN = 100  # the scoring chains start at the first epoch, when the model is nearly independent and mixes fast
 
 
 class RBMConfig(BaseModel):
@@ -189,7 +190,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             if self.val_chains is None or len(self.val_chains) != n:
                 # `generator` restarts at the same seed every epoch; the chains need fresh noise each time.
                 self.val_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-                self.val_chains = self.gibbs(self.start(n, self.val_gen), min(cfg.burn_in, 100), self.val_gen)
+                self.val_chains = self.gibbs(self.start(n, self.val_gen), VAL_START_BURN_IN, self.val_gen)
             self.val_chains = self.gibbs(self.val_chains, cfg.val_steps, self.val_gen)
             self.fill_bank(self.val_chains)
             return self.unstandardise(self.val_chains)

@@ -5,11 +5,19 @@ and a learned standard deviation for each mode-normalised offset, logits for eac
 group (modes, categories, null indicators). Loss = Gaussian NLL + cross-entropy + beta * KL,
 with beta warmed up linearly over the first epochs. Epochs are selected by the fidelity gap of
 generated rows against the validation rows (FidelityValidation), not by the ELBO.
+
+Sampling draws z from N(0, I) by default. With `prior: mixture` it draws z from a Gaussian
+mixture fitted, after training, to the latent codes of the training rows (ex-post density
+estimation, Ghosh et al. 2020): the codes the decoder learned on rarely fill the prior evenly, and
+clusters in the data stay clusters in z. That raises fidelity (benchmarks/RESULTS.md) and also
+brings samples closer to the training rows (membership-inference AUC), so it is opt-in. Epoch
+selection during training always samples from N(0, I).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,7 +26,10 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders
+from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_validation
+
+
+PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture
 
 
 class VAEConfig(BaseModel):
@@ -31,6 +42,8 @@ class VAEConfig(BaseModel):
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
     kl_warmup_epochs: int = Field(10, ge=0, description="epochs over which beta rises from 0")
     categorical_weight: float = Field(1.0, gt=0, description="loss weight of one-hot groups relative to offsets")
+    prior: Literal["standard", "mixture"] = Field("standard", description="sample z from N(0, I), or from a Gaussian mixture fitted to the training rows' latent codes (higher fidelity, closer to the training rows)")
+    prior_components: int = Field(10, gt=0, description="components of the fitted mixture (full covariances)")
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -55,6 +68,12 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
             self.decoder = nn.Sequential(_mlp([cfg.latent_dim, *reversed(cfg.hidden)]), nn.Linear(cfg.hidden[0], width))
             self.log_sigma = nn.Parameter(torch.full((len(value_idx),), math.log(0.1)))
             self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
+            # The sampling distribution of z (saved): a Gaussian mixture; N(0, I) (all weight on
+            # a standard component) until fit_prior runs.
+            k, d = cfg.prior_components, cfg.latent_dim
+            self.register_buffer("prior_weights", torch.nn.functional.one_hot(torch.tensor(0), k).float())
+            self.register_buffer("prior_means", torch.zeros(k, d))
+            self.register_buffer("prior_chols", torch.eye(d).repeat(k, 1, 1))
 
         @torch.no_grad()
         def init_output_bias(self, column_means: np.ndarray) -> None:
@@ -83,6 +102,21 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
             kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
             return recon.mean(), kl.mean()
 
+        @torch.no_grad()
+        def fit_prior(self, x: torch.Tensor, seed: int) -> None:
+            """Fit the sampling mixture to codes z ~ q(z | x) of the rows `x` (at least 2,000 draws)."""
+            from sklearn.mixture import GaussianMixture
+
+            h = self.encoder(x)
+            mu, std = self.to_mu(h), torch.exp(0.5 * self.to_logvar(h).clamp(-10, 10))
+            g = torch.Generator().manual_seed(seed)
+            reps = -(-2000 // len(x))
+            z = torch.cat([mu + std * torch.randn(mu.shape, generator=g) for _ in range(reps)]).double().numpy()
+            gmm = GaussianMixture(cfg.prior_components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
+            self.prior_weights.copy_(torch.from_numpy(gmm.weights_))
+            self.prior_means.copy_(torch.from_numpy(gmm.means_))
+            self.prior_chols.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))
+
         def training_step(self, batch, _):
             recon, kl = self.terms(batch[0])
             warm = min(1.0, (self.current_epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
@@ -95,7 +129,10 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
 
         @torch.no_grad()
         def generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
-            z = torch.randn(n, cfg.latent_dim, generator=generator)
+            k = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
+            eps = torch.randn(n, cfg.latent_dim, generator=generator)
+            every = torch.einsum("kij,nj->nki", self.prior_chols, eps)  # eps through every component's factor
+            z = self.prior_means[k] + every[torch.arange(n), k]
             out = self(z)
             sigma = torch.exp(self.log_sigma.clamp(math.log(1e-3), math.log(1.0)))
             noise = torch.randn(n, len(value_idx), generator=generator) * sigma
@@ -122,6 +159,10 @@ class TabularVAE(TabularGenerator):
         self.module.init_output_bias(x.mean(axis=0))
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(self.module, train_dl, val_dl, trainer, seed)
+        if self.config.prior == "mixture":
+            train, _ = split_validation(x, trainer, seed)
+            rows = np.random.default_rng(seed).permutation(len(train))[:PRIOR_ROWS]
+            self.module.fit_prior(torch.from_numpy(train[rows]), seed)
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         # The VAE does not condition natively: conditions are met by the rejection filter.
