@@ -84,7 +84,7 @@ def test_mixture_prior_is_fitted_and_saved(penguins_table, tmp_path):
 
 def test_samples_follow_the_mixture():
     # Two far-apart components with weights 0.8 / 0.2: the drawn z split the same way.
-    config = TabularVAE({"latent_dim": 2, "hidden": [4], "prior_components": 2}).config
+    config = TabularVAE({"latent_dim": 2, "hidden": [4], "prior": "mixture", "prior_components": 2}).config
     m = _lightning_module(1, [Span("x", "value", 0, 1, "offset")], config)
     m.prior_weights.copy_(torch.tensor([0.8, 0.2]))
     m.prior_means.copy_(torch.tensor([[-10.0, 0.0], [10.0, 0.0]]))

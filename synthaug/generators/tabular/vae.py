@@ -129,10 +129,13 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
 
         @torch.no_grad()
         def generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
-            k = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
-            eps = torch.randn(n, cfg.latent_dim, generator=generator)
-            every = torch.einsum("kij,nj->nki", self.prior_chols, eps)  # eps through every component's factor
-            z = self.prior_means[k] + every[torch.arange(n), k]
+            if cfg.prior == "mixture":
+                k = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
+                eps = torch.randn(n, cfg.latent_dim, generator=generator)
+                every = torch.einsum("kij,nj->nki", self.prior_chols, eps)  # eps through every component's factor
+                z = self.prior_means[k] + every[torch.arange(n), k]
+            else:
+                z = torch.randn(n, cfg.latent_dim, generator=generator)
             out = self(z)
             sigma = torch.exp(self.log_sigma.clamp(math.log(1e-3), math.log(1.0)))
             noise = torch.randn(n, len(value_idx), generator=generator) * sigma
