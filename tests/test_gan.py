@@ -138,8 +138,10 @@ def test_samples_come_from_the_weight_average(fitted):
     # Run / Assert: the average moved from its initial copy towards the live weights, and sampling uses it.
     assert any(not torch.equal(p, live[n]) for n, p in module.ema.named_parameters())
     a = gen._sample(50, torch.Generator().manual_seed(0), {})
+    average = {k: v.clone() for k, v in module.ema.state_dict().items()}
     module.ema.load_state_dict(module.generator.state_dict())
     b = gen._sample(50, torch.Generator().manual_seed(0), {})
+    module.ema.load_state_dict(average)  # the fixture is shared with other tests
     assert not np.array_equal(a, b)
 
 

@@ -95,9 +95,15 @@ def test_samples_follow_the_mixture():
     assert abs(share - 0.2) < 0.015, share
 
 
-def test_standard_prior_is_n01(fitted):
-    gen, _ = fitted
-    module = gen.module
-    k = module.prior_weights.argmax()
-    assert module.prior_weights[k] == 1 and torch.equal(module.prior_means[k], torch.zeros(8))
-    assert torch.equal(module.prior_chols[k], torch.eye(8))
+def test_standard_prior_is_n01(penguins_table):
+    trainer = TrainerConfig(max_epochs=2, batch_size=64, progress_bar=False)
+    module = TabularVAE({"latent_dim": 4, "hidden": [16], "prior": "standard"}).fit(penguins_table, trainer=trainer, seed=0).module
+    assert torch.equal(module.prior_weights, torch.tensor([1.0] + [0.0] * 9))
+    assert torch.equal(module.prior_means[0], torch.zeros(4)) and torch.equal(module.prior_chols[0], torch.eye(4))
+
+
+def test_mixture_has_one_component_per_30_rows(penguins_table):
+    # 80 rows -> 72 after the validation split -> at most 2 components, whatever prior_components asks.
+    trainer = TrainerConfig(max_epochs=2, batch_size=64, progress_bar=False)
+    gen = TabularVAE({"latent_dim": 4, "hidden": [16], "prior_components": 10}).fit(penguins_table.slice(0, 80), trainer=trainer, seed=0)
+    assert int((gen.module.prior_weights > 0).sum()) == 2

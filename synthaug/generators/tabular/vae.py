@@ -6,12 +6,11 @@ group (modes, categories, null indicators). Loss = Gaussian NLL + cross-entropy 
 with beta warmed up linearly over the first epochs. Epochs are selected by the fidelity gap of
 generated rows against the validation rows (FidelityValidation), not by the ELBO.
 
-Sampling draws z from N(0, I) by default. With `prior: mixture` it draws z from a Gaussian
-mixture fitted, after training, to the latent codes of the training rows (ex-post density
-estimation, Ghosh et al. 2020): the codes the decoder learned on rarely fill the prior evenly, and
-clusters in the data stay clusters in z. That raises fidelity (benchmarks/RESULTS.md) and also
-brings samples closer to the training rows (membership-inference AUC), so it is opt-in. Epoch
-selection during training always samples from N(0, I).
+Sampling draws z from a Gaussian mixture fitted, after training, to the latent codes of the
+training rows (ex-post density estimation, Ghosh et al. 2020) rather than from N(0, I): the codes
+the decoder learned on rarely fill the prior evenly, and clusters in the data stay clusters in z.
+Each component must cover at least 30 training rows, so no component sits on one row's code.
+`prior: standard` samples N(0, I). Epoch selection during training always samples N(0, I).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from synthaug.generators.training import FidelityLayout, FidelityValidation, fit
 
 
 PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture
+ROWS_PER_COMPONENT = 30  # at least this many training rows per mixture component
 
 
 class VAEConfig(BaseModel):
@@ -42,8 +42,8 @@ class VAEConfig(BaseModel):
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
     kl_warmup_epochs: int = Field(10, ge=0, description="epochs over which beta rises from 0")
     categorical_weight: float = Field(1.0, gt=0, description="loss weight of one-hot groups relative to offsets")
-    prior: Literal["standard", "mixture"] = Field("standard", description="sample z from N(0, I), or from a Gaussian mixture fitted to the training rows' latent codes (higher fidelity, closer to the training rows)")
-    prior_components: int = Field(10, gt=0, description="components of the fitted mixture (full covariances)")
+    prior: Literal["mixture", "standard"] = Field("mixture", description="sample z from a Gaussian mixture fitted to the training rows' latent codes, or from N(0, I)")
+    prior_components: int = Field(10, gt=0, description="components of the fitted mixture (full covariances; at most one per 30 training rows)")
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -112,10 +112,12 @@ def _lightning_module(width: int, spans, cfg: VAEConfig):
             g = torch.Generator().manual_seed(seed)
             reps = -(-2000 // len(x))
             z = torch.cat([mu + std * torch.randn(mu.shape, generator=g) for _ in range(reps)]).double().numpy()
-            gmm = GaussianMixture(cfg.prior_components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
-            self.prior_weights.copy_(torch.from_numpy(gmm.weights_))
-            self.prior_means.copy_(torch.from_numpy(gmm.means_))
-            self.prior_chols.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))
+            # Few rows per component would let components sit on single rows' codes and decode near them.
+            k = max(1, min(cfg.prior_components, len(x) // ROWS_PER_COMPONENT))
+            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
+            self.prior_weights.zero_()[:k] = torch.from_numpy(gmm.weights_)
+            self.prior_means[:k] = torch.from_numpy(gmm.means_)
+            self.prior_chols[:k] = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_))
 
         def training_step(self, batch, _):
             recon, kl = self.terms(batch[0])
