@@ -27,11 +27,17 @@ def lightning():
 
 def split_validation(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Hold out `val_fraction` of the rows (at least 8) for epoch selection; None if too few rows."""
-    n_val = int(round(len(x) * cfg.val_fraction))
-    if n_val < 8 or len(x) - n_val < 8:
-        return x, None
-    order = np.random.default_rng(seed).permutation(len(x))
-    return x[order[n_val:]], x[order[:n_val]]
+    train, val = split_indices(len(x), cfg, seed)
+    return (x, None) if val is None else (x[train], x[val])
+
+
+def split_indices(n: int, cfg: TrainerConfig, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The row indices of split_validation's two parts, without copying any rows."""
+    n_val = int(round(n * cfg.val_fraction))
+    if n_val < 8 or n - n_val < 8:
+        return np.arange(n), None
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_val:], order[:n_val]
 
 
 def steps_per_epoch(n_rows: int, batch: int, cfg: TrainerConfig) -> int:

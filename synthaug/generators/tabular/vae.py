@@ -25,7 +25,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_validation
+from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_indices
 
 
 PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture
@@ -165,9 +165,9 @@ class TabularVAE(TabularGenerator):
         train_dl, val_dl = loaders(x, trainer, seed)
         fit_module(self.module, train_dl, val_dl, trainer, seed)
         if self.config.prior == "mixture":
-            train, _ = split_validation(x, trainer, seed)
-            rows = np.random.default_rng(seed).permutation(len(train))[:PRIOR_ROWS]
-            self.module.fit_prior(torch.from_numpy(train[rows]), seed)
+            train, _ = split_indices(len(x), trainer, seed)
+            rows = np.random.default_rng(seed).permutation(train)[:PRIOR_ROWS]
+            self.module.fit_prior(torch.from_numpy(x[rows]), seed)
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         # The VAE does not condition natively: conditions are met by the rejection filter.
