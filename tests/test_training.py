@@ -88,3 +88,20 @@ def test_gap_sees_broken_shapes_and_broken_pairs(encoded):
     # Assert: one bad column of 13 scored items moves the mean shape term by its KS / 13 (~0.035).
     assert shift > floor + 0.02, (floor, shift)
     assert shuffle > floor + 0.05, (floor, shuffle)
+
+
+def test_null_rows_stay_out_of_the_numeric_ks(encoded):
+    # Setup: in the copy, null rows of bill_length_mm carry an absurd placeholder offset; the gap must not see it.
+    encoder, x = encoded
+    layout = FidelityLayout(encoder)
+    offset = next(s for s in encoder.spans if s.column == "bill_length_mm" and s.role == "offset")
+    null = next(s for s in encoder.spans if s.column == "bill_length_mm" and s.role == "null")
+    is_null = x[:, null.start + 1] > 0.5
+    assert 0 < int(is_null.sum()) < len(x)
+    moved = x.clone()
+    moved[is_null, offset.start] = 1.0
+    # Run / Assert: the observed values are identical, so the column's KS is zero; unmasked, it would not be.
+    j = [s.column for s in encoder.spans if s.role == "offset"].index("bill_length_mm")
+    real_num, moved_num = layout.decode(x), layout.decode(moved)
+    assert float(layout._numeric_ks(x, moved, real_num, moved_num)[j]) == 0.0
+    assert float(ks_statistic(real_num, moved_num)[j]) > 0.0

@@ -131,6 +131,9 @@ class FidelityLayout:
 
     def __init__(self, encoder) -> None:
         self.numeric, self.groups, self.onehot_cols = [], [], []
+        # Per numeric column, the one-hot position that marks a null row (None without nulls):
+        # null rows carry a placeholder value, so they stay out of that column's KS statistic.
+        self.null_flag = [next((t.start + 1 for t in encoder.spans_of(s.column) if t.role == "null"), None) for s in encoder.spans if s.role == "offset"]
         for s in encoder.spans:
             if s.role == "offset":
                 state = encoder.columns[s.column]
@@ -156,7 +159,7 @@ class FidelityLayout:
         per-column KS statistic or total variation, plus half the mean |correlation difference|
         over pairs of decoded numeric columns and category indicators."""
         real_num, fake_num = self.decode(real), self.decode(fake)
-        shapes = [ks_statistic(real_num, fake_num)] if real_num.shape[1] else []
+        shapes = [self._numeric_ks(real, fake, real_num, fake_num)] if real_num.shape[1] else []
         shapes += [0.5 * (real[:, a:b].double().mean(0) - fake[:, a:b].double().mean(0)).abs().sum().reshape(1) for a, b in self.groups]
         real_f = torch.cat([real_num, real[:, self.onehot_cols].double()], 1)
         fake_f = torch.cat([fake_num, fake[:, self.onehot_cols].double()], 1)
@@ -166,6 +169,16 @@ class FidelityLayout:
             diff = (_corr(real_f) - _corr(fake_f))[upper[0], upper[1]]
             total = total + 0.5 * diff.abs().mean()
         return float(total)
+
+
+    def _numeric_ks(self, real, fake, real_num, fake_num) -> torch.Tensor:
+        ks = ks_statistic(real_num, fake_num)
+        for j, flag in enumerate(self.null_flag):
+            if flag is None:
+                continue
+            a, b = real_num[real[:, flag] < 0.5, j : j + 1], fake_num[fake[:, flag] < 0.5, j : j + 1]
+            ks[j] = ks_statistic(a, b)[0] if len(a) and len(b) else float(len(a) != len(b))  # all null on one side only: 1
+        return ks
 
 
 def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -211,8 +224,10 @@ class FidelityValidation:
         return self.generate(n, generator)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_real or self.fidelity is None:
+        if not self._val_real:
             return
+        if self.fidelity is None:
+            raise RuntimeError(f"{type(self).__name__}.fidelity is not set; set module.fidelity = FidelityLayout(encoder) before training")
         was_training = self.training
         self.eval()
         fake = self.validation_sample(self.val_rows, torch.Generator().manual_seed(0))
