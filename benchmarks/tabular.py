@@ -46,7 +46,6 @@ from synthaug.schema import infer_schema  # noqa: E402
 from synthaug.validation.fidelity import quality_report  # noqa: E402
 
 SDV = ("sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae")
-VARIANTS: dict[str, str] = {}  # row label -> "family:key=value,..." from --variant
 BUDGETS = (5, 10, 20, 40, 80, 160)  # epoch budgets tried for "time to CTGAN's quality"
 REFERENCE, SIMPLE = "sdv_ctgan", "sdv_gaussian_copula"
 
@@ -87,7 +86,7 @@ def variant(spec: str) -> tuple[str, str, dict]:
 
 def run_one(name: str, table: pa.Table, trainer: TrainerConfig, sample_rows: int, seed: int) -> dict:
     schema = infer_schema(table)
-    _, family, params = variant(VARIANTS.get(name, name))
+    _, family, params = variant(name)
     gen = get_generator(family)(params)
     start = time.perf_counter()
     gen.fit(table, schema, trainer, seed=seed)
@@ -214,10 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     data = {k: v for k, v in tables().items() if not args.tables or k in args.tables}
     names = families(args.generators)
-    for spec in args.variant:
-        label = variant(spec)[0]
-        VARIANTS[label] = spec
-        names.insert(len([n for n in names if n not in SDV]), label)
+    for spec in args.variant:  # "family:key=value,..." runs like a family; its row is labelled by variant()
+        names.insert(len([n for n in names if n not in SDV]), spec)
     print(f"tables: {list(data)}; generators: {names}; epochs {epochs}", flush=True)
     results: dict[str, dict[str, dict]] = {}
     for table_name, table in data.items():
@@ -234,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             ref = results[table_name].get(REFERENCE, {})
             if name not in SDV and "error" not in r and ref.get("overall") is not None and not args.no_reach:
                 r["reach"] = time_to_reach(name, table, trainer, ref["overall"], args.seed)
-            results[table_name][name] = r
+            results[table_name][variant(name)[0]] = r
             print(f"[{table_name}] {name}: {r}", flush=True)
-        results[table_name] = {n: results[table_name][n] for n in names}  # report ours first
+        results[table_name] = {variant(n)[0]: results[table_name][variant(n)[0]] for n in names}  # report ours first
     text = markdown(results, args, trainer, command, started, time.perf_counter() - t0, {k: (v.num_rows, v.num_columns) for k, v in data.items()})
     print(text)
     if args.out:

@@ -185,8 +185,8 @@ def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
             self.val_rows = cfg.val_rows
 
         # -- generation ----------------------------------------------------------
-        def raw(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-            return self.generator(torch.cat([z, c], dim=1))
+        def raw(self, z: torch.Tensor, c: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+            return (net or self.generator)(torch.cat([z, c], dim=1))
 
         @torch.no_grad()
         def update_ema(self) -> None:
@@ -235,7 +235,7 @@ def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
         def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
             c = self.condition(n, generator, fixed or {})
             z = torch.randn(n, cfg.embedding_dim, generator=generator)
-            out = (self.ema if cfg.ema_decay else self.generator)(torch.cat([z, c], dim=1))
+            out = self.raw(z, c, self.ema if cfg.ema_decay else self.generator)
             out[:, self.value_idx] = torch.tanh(out[:, self.value_idx])
             return sample_onehots(out, spans, generator)
 

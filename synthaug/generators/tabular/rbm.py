@@ -62,7 +62,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
     pl = lightning()
 
     value_idx = [s.start for s in spans if s.kind == "value"]
-    groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
+    groups = tuple((s.start, s.stop) for s in spans if s.kind == "softmax")
     group_cols = [j for a, b in groups for j in range(a, b)]
 
     class TabularRBMModule(FidelityValidation, pl.LightningModule):
@@ -129,7 +129,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             noise = torch.randn(len(h), len(value_idx), generator=generator, dtype=h.dtype)
             v[:, self.value_idx] = out[:, self.value_idx] + sig * noise
             if groups:
-                v[:, group_cols] = draw_groups(out, tuple(groups), generator)[:, group_cols]
+                v[:, group_cols] = draw_groups(out, groups, generator)[:, group_cols]
             return v
 
         def sample_hidden(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -222,7 +222,7 @@ def _lightning_module(width: int, spans, cfg: RBMConfig):
             """Random chain starts: standard-normal offsets, uniform one-hot groups."""
             v = torch.zeros(chains, width)
             v[:, self.value_idx] = torch.randn(chains, len(value_idx), generator=generator)
-            return draw_groups(v, tuple(groups), generator)
+            return draw_groups(v, groups, generator)
 
         @torch.no_grad()
         def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
