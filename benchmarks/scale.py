@@ -116,11 +116,11 @@ def peak_rss_mb() -> float:
 
 
 def install_epoch_recorder(log: list[dict]) -> None:
-    """Make every pl.Trainer built by synthaug.generators.training also record each epoch's end.
+    """Make every pl.Trainer built by synthaug.training.lightning also record each epoch's end.
 
     The benchmark does not change what synthaug trains; it only adds a passive callback.
     """
-    from synthaug.generators.training import lightning
+    from synthaug.training.lightning import lightning
 
     pl = lightning()
 

@@ -203,8 +203,8 @@ def run_once(workdir: Path, metrics_rows: int, seed: int) -> dict:
         import matplotlib.pyplot
         import sdmetrics.reports  # noqa: F401
 
-    from synthaug import report as reports
-    from synthaug.config import conf_dirs, load_preset
+    from synthaug.report import tabular as reports
+    from synthaug.config.pipeline import conf_dirs, load_preset
     from synthaug.schema import Schema
     from synthaug.validation import checks, fidelity, privacy
     from synthaug.validation.checks import ShardValidator

@@ -9,11 +9,11 @@ __all__ = ["run_pipeline", "load_config", "load_generator", "get_generator", "__
 
 def __getattr__(name: str):
     if name == "run_pipeline":
-        from synthaug.pipeline import run_pipeline
+        from synthaug.pipeline.run import run_pipeline
 
         return run_pipeline
     if name == "load_config":
-        from synthaug.config import load_config
+        from synthaug.config.pipeline import load_config
 
         return load_config
     if name in ("load_generator", "get_generator"):

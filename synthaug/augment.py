@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthaug.config import BalanceConfig
+from synthaug.config.pipeline import BalanceConfig
 from synthaug.errors import BadInput
 from synthaug.schema import Schema
 

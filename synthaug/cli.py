@@ -41,8 +41,8 @@ def run(
     def body():
         from rich.console import Console
 
-        from synthaug.config import load_config
-        from synthaug.pipeline import run_pipeline
+        from synthaug.config.pipeline import load_config
+        from synthaug.pipeline.run import run_pipeline
 
         console = Console(stderr=True, quiet=quiet)
         config = load_config(pipeline, overrides or [])

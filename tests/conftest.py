@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "data" / "penguins.csv"
 
-os.environ.setdefault("SYNTHAUG_CONF", str(ROOT / "conf"))
+
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from synthaug.cli import app
 from synthaug.generators.tabular.common import apportion
-from synthaug.pipeline import run_pipeline
+from synthaug.pipeline.run import run_pipeline
 
 
 def test_apportion_is_exact_and_proportional():

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from synthaug.config import load_config
+from synthaug.config.pipeline import load_config
 from synthaug.errors import BadInput
 
 

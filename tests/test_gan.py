@@ -10,7 +10,7 @@ import torch
 from synthaug.generators.base import TrainerConfig, get_generator
 from synthaug.generators.tabular.gan import Critic, TabularGAN
 from synthaug.io.sources import read_table
-from synthaug.pipeline import run_pipeline
+from synthaug.pipeline.run import run_pipeline
 from tests.conftest import PENGUINS
 
 # pac=2 so the tiny critic sees enough packs per batch of 100 to learn in a few hundred steps.

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from synthaug.cli import app
-from synthaug.config import conf_dirs, load_preset
-from synthaug.pipeline import run_pipeline
+from synthaug.config.pipeline import conf_dirs, load_preset
+from synthaug.pipeline.run import run_pipeline
 from synthaug.validation.gates import GatesConfig
 from tests.conftest import ROOT, tree
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from synthaug.pipeline import run_pipeline
+from synthaug.pipeline.run import run_pipeline
 from tests.conftest import PENGUINS, ROOT, tree
 
 

@@ -8,7 +8,7 @@ import torch
 from synthaug.generators.base import TrainerConfig, get_generator
 from synthaug.generators.tabular.rbm import NOISE_BURN_IN, TabularRBM
 from synthaug.io.sources import read_table
-from synthaug.pipeline import run_pipeline
+from synthaug.pipeline.run import run_pipeline
 from tests.conftest import PENGUINS
 from tests.test_gan import association_gap, independent_columns, sample
 

@@ -238,7 +238,7 @@ def test_cli_schema_sdv_export_and_import(tmp_path):
 
 
 def test_pipeline_takes_sdv_metadata(tmp_path, write_pipeline):
-    from synthaug.pipeline import run_pipeline
+    from synthaug.pipeline.run import run_pipeline
 
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps({"METADATA_SPEC_VERSION": "V2", "tables": {"t": {"columns": {"year": {"sdtype": "categorical"}}}}}))
@@ -251,7 +251,7 @@ def test_pipeline_takes_sdv_metadata(tmp_path, write_pipeline):
 
 def test_pipeline_with_sdv_baseline_skips_model_save(write_pipeline):
     pytest.importorskip("sdv")
-    from synthaug.pipeline import run_pipeline
+    from synthaug.pipeline.run import run_pipeline
 
     result = run_pipeline(write_pipeline(generator={"name": "sdv_gaussian_copula"}))
     assert result.status == "published" and not (result.path / "model").exists()

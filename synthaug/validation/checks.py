@@ -120,7 +120,7 @@ def finish(
     fidelity_real: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """After the last shard: metrics, gate verdicts, and report.json / report.html / junit.xml / expectations/."""
-    from synthaug import report as reports
+    from synthaug.report import tabular as reports
     from synthaug.validation.gates import GateResult, evaluate
 
     schema = validator.schema

@@ -36,7 +36,7 @@ def validate_external(
 ) -> dict[str, Any]:
     import tempfile
 
-    from synthaug.config import conf_dirs, load_preset
+    from synthaug.config.pipeline import conf_dirs, load_preset
     from synthaug.io.publish import check_destination, discard, make_staging, publish
     from synthaug.io.sources import read_table
     from synthaug.schema import infer_schema

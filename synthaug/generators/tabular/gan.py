@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, split_validation, steps_per_epoch
+from synthaug.training.lightning import FidelityLayout, FidelityValidation, fit_module, lightning, split_validation, steps_per_epoch
 
 
 class GANConfig(BaseModel):

@@ -35,7 +35,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, draw_groups
-from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_validation
+from synthaug.training.lightning import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_validation
 
 LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
 NOISE_BURN_IN = 500  # Gibbs steps for chains started from noise (no chain bank yet)

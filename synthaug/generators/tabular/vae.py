@@ -25,7 +25,7 @@ from torch import nn
 
 from synthaug.generators.base import TrainerConfig
 from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.generators.training import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_indices
+from synthaug.training.lightning import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_indices
 
 
 PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture

@@ -99,15 +99,23 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def packaged_presets() -> Path:
+    """The presets shipped inside the package (synthaug/config/presets), the last place looked."""
+    from importlib.resources import files
+
+    return Path(str(files("synthaug.config") / "presets"))
+
+
 def conf_dirs(pipeline_path: Path | None = None) -> list[Path]:
-    """Where presets are looked up: $SYNTHAUG_CONF, ./conf, the pipeline's ../conf, the repo's conf."""
+    """Where presets are looked up, first match wins: $SYNTHAUG_CONF, ./conf, the pipeline's
+    ../conf (a project's own presets), then the presets shipped inside the package."""
     dirs = []
     if os.environ.get("SYNTHAUG_CONF"):
         dirs.append(Path(os.environ["SYNTHAUG_CONF"]))
     dirs.append(Path.cwd() / "conf")
     if pipeline_path is not None:
         dirs.append(pipeline_path.resolve().parent.parent / "conf")
-    dirs.append(Path(__file__).resolve().parent.parent / "conf")
+    dirs.append(packaged_presets())
     return dirs
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from synthaug.augment import balance_shares, reweight
-from synthaug.config import PipelineConfig, load_config
+from synthaug.config.pipeline import PipelineConfig, load_config
 from synthaug.errors import BadInput
 from synthaug.generators.base import MIN_ROWS, get_generator
 from synthaug.io.publish import check_destination, discard, make_staging, publish, quarantine

@@ -1,0 +1,1 @@
+"""Pipeline configuration: typed sections, packaged presets, key=value overrides."""

@@ -1,0 +1,1 @@
+"""A run as typed stages (stages.py) ordered by run.py."""

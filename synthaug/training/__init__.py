@@ -1,0 +1,1 @@
+"""Training glue shared by every family: trainer settings, Lightning, data, seeded draws."""
