@@ -11,7 +11,7 @@ training) and `progress_bar=False`:
   `val_loss` (the fidelity gap early stopping follows);
 - peak RSS (`ru_maxrss` of the subprocess) after encoding, after training and at the end;
 - sampling throughput: `--sample-rows` rows (default 1,000,000) streamed through
-  `sample_tables` into a ShardWriter (100,000 rows per shard, zstd Parquet) in a temp dir,
+  `sample_batches` into a ShardWriter (100,000 rows per shard, zstd Parquet) in a temp dir,
   stopped early after `--sample-minutes` (throughput is then over the rows written);
 - fidelity: SDMetrics QualityReport (synthaug.validation.fidelity.quality_report) of a seeded
   20,000-row sample of the real table against the first 20,000 streamed synthetic rows.
@@ -154,7 +154,8 @@ def install_epoch_recorder(log: list[dict]) -> None:
 def run_family(name: str, rows: int, minutes: float, sample_rows: int, sample_minutes: float, seed: int) -> dict:
     import torch
 
-    from synthaug.generators.base import TrainerConfig, get_generator
+    from synthaug.training.config import TrainerConfig
+    from synthaug.generators.base import get_generator
     from synthaug.io.shards import ShardWriter
     from synthaug.schema import infer_schema
     from synthaug.validation.fidelity import quality_report
@@ -217,7 +218,7 @@ def run_family(name: str, rows: int, minutes: float, sample_rows: int, sample_mi
         writer = ShardWriter(Path(tmp), schema.arrow_schema(), ROWS_PER_SHARD)
         written = 0
         t = time.perf_counter()
-        batches = gen.sample_tables(sample_rows, seed=seed + 1, batch_size=10_000)
+        batches = gen.sample_batches(sample_rows, seed=seed + 1, batch_size=10_000)
         for batch in batches:
             writer.write(batch)
             written += batch.num_rows
@@ -283,7 +284,7 @@ def markdown(results: list[dict], args, command: str, started: str, total_s: flo
         f"- table: {args.rows:,} rows × 12 columns (benchmarks/scale.py `make_table`, seed {args.seed})",
         f"- trainer: TrainerConfig defaults (max_epochs 300, patience 30, batch_size 500, val_fraction 0.1, "
         f"max_steps_per_epoch 200) + max_minutes={args.minutes:g}, progress_bar=False; family configs: defaults",
-        f"- sampling: {args.sample_rows:,} rows through `sample_tables` (batch 10,000) into a ShardWriter "
+        f"- sampling: {args.sample_rows:,} rows through `sample_batches` (batch 10,000) into a ShardWriter "
         f"({ROWS_PER_SHARD:,} rows/shard), stopped after {args.sample_minutes:g} min if not done",
         f"- quality: SDMetrics QualityReport, {QUALITY_ROWS:,} real rows (seeded sample) vs the first {QUALITY_ROWS:,} synthetic rows",
         "",

@@ -4,7 +4,7 @@ For each table (penguins, and scikit-learn's bundled breast_cancer and wine, eac
 target as a categorical column) and each generator, in one run on the same machine:
 
 - fit time (seconds, wall clock);
-- sampling speed (rows/s while sampling `--sample-rows` rows through `sample_tables`);
+- sampling speed (rows/s while sampling `--sample-rows` rows through `sample_batches`);
 - SDMetrics QualityReport (overall, Column Shapes, Column Pair Trends) of a synthetic table
   the size of the training table against the training table (synthaug.validation.fidelity);
 - for our families, when each first beats CTGAN's quality: the same trainer rerun with epoch
@@ -40,7 +40,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthaug.generators.base import TrainerConfig, available, get_generator  # noqa: E402
+from synthaug.training.config import TrainerConfig
+from synthaug.generators.base import available, get_generator  # noqa: E402
 from synthaug.io.sources import read_table  # noqa: E402
 from synthaug.schema import infer_schema  # noqa: E402
 from synthaug.validation.fidelity import quality_report  # noqa: E402
@@ -95,10 +96,10 @@ def run_one(name: str, table: pa.Table, trainer: TrainerConfig, sample_rows: int
     rows, sample_s = 0, float("nan")
     if sample_rows:
         start = time.perf_counter()
-        rows = sum(b.num_rows for b in gen.sample_tables(sample_rows, seed=seed + 1, batch_size=10_000))
+        rows = sum(b.num_rows for b in gen.sample_batches(sample_rows, seed=seed + 1, batch_size=10_000))
         sample_s = time.perf_counter() - start
 
-    synthetic = pa.concat_tables(list(gen.sample_tables(table.num_rows, seed=seed, batch_size=10_000))).to_pandas()
+    synthetic = pa.concat_tables(list(gen.sample_batches(table.num_rows, seed=seed, batch_size=10_000))).to_pandas()
     q = quality_report(table.to_pandas(), synthetic, schema, seed=seed)
     return {
         "fit_s": fit_s,

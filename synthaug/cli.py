@@ -1,6 +1,8 @@
-"""The `synthaug` command. Heavy libraries are imported inside commands so --help stays fast.
+"""The `synthaug` command: parse, call a stage or the pipeline, map the outcome to an exit code.
 
-Exit codes: 0 published; 1 a gate failed (shards quarantined); 2 bad input or config.
+Exit codes: 0 published / passed; 1 a gate failed (shards quarantined); 2 bad input or config
+(one line naming the file, column or key); 3 internal error (a bug: the traceback goes to a log
+file); 130 interrupted. Heavy libraries are imported inside commands so --help stays fast.
 """
 
 from __future__ import annotations
@@ -13,42 +15,81 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated synthetic data from GANs, VAEs and RBMs.")
 
+EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
-def _fail(message: str, code: int = 2) -> None:
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def _guard(fn):
-    """Run a command body; BadInput becomes a one-line error and exit code 2."""
+    """Run a command body: BadInput -> one line, exit 2; Ctrl-C -> exit 130; any other exception is
+    a bug -> exit 3 with the traceback in a log file, so exit 1 keeps meaning "a gate failed"."""
     from synthaug.errors import BadInput
 
     try:
         return fn()
+    except typer.Exit:
+        raise
     except BadInput as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc).splitlines()[0] if str(exc) else "bad input", EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was published", EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the top-level guard
+        log = _crash_log(exc)
+        _fail(f"internal error ({type(exc).__name__}: {str(exc)[:200]}); traceback in {log}", EXIT_INTERNAL)
+
+
+def _crash_log(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="synthaug-crash-", suffix=".log")
+    with open(fd, "w") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def _version(value: bool) -> None:
+    if value:
+        from synthaug import __version__
+
+        typer.echo(f"synthaug {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+) -> None:
+    """Validated synthetic data from GANs, VAEs and RBMs."""
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
 
 
 @app.command()
 def run(
     pipeline: Path = typer.Argument(..., help="pipeline YAML, e.g. pipelines/penguins.yaml"),
     overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. trainer.max_epochs=5"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty output.dir"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace output.dir if it holds an earlier synthaug output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Run a pipeline: fit, sample shards, validate, publish."""
 
     def body():
-        from rich.console import Console
-
         from synthaug.config.pipeline import load_config
         from synthaug.pipeline.run import run_pipeline
 
-        console = Console(stderr=True, quiet=quiet)
+        console = _console(quiet)
         config = load_config(pipeline, overrides or [])
         if quiet:
             config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"progress_bar": False})})
-        result = run_pipeline(config, overwrite=overwrite, log=lambda m: console.print(f"[bold]{m}[/bold]"))
+        result = run_pipeline(config, overwrite=overwrite, log=lambda m: console.print(f"[bold]{m}[/bold]"), pipeline_file=pipeline)
         m = result.manifest
         if result.status == "published":
             typer.echo(f"published {m['rows']} rows in {len(m['shards'])} shard(s) to {result.path}")
@@ -69,39 +110,83 @@ def _print_failed_gates(gates: list[dict]) -> None:
 
 
 @app.command()
+def fit(
+    pipeline: Path = typer.Argument(..., help="pipeline YAML"),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides"),
+    out: Path = typer.Option(..., "--out", help="folder for the saved model (generator.json + weights)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it holds an earlier synthaug model"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Only the fit stage of a pipeline: load, split, train, save the model (sample it with `synthaug sample`)."""
+
+    def body():
+        from synthaug.config.pipeline import load_config
+        from synthaug.io.artifacts import write_json
+        from synthaug.io.publish import staged
+        from synthaug.pipeline import stages
+        from synthaug.pipeline.run import inputs_of
+
+        config = load_config(pipeline, overrides or [])
+        if quiet:
+            config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"progress_bar": False})})
+        with staged(out, inputs=inputs_of(config, pipeline), overwrite=overwrite, key="--out") as stage:
+            source = stages.load(config.source, target=config.target)
+            parts = stages.split(source, config.split, target=config.target, seed=config.seed)
+            cls, _ = stages.check_plan(config, source, parts.train.to_pandas())
+            if not cls.tags.saves:
+                _fail(f"generator '{cls.name}' cannot be saved, so `synthaug fit` has nothing to write; use `synthaug run`")
+            generator = stages.fit(parts.train, source.schema, config.generator, config.trainer, seed=config.seed)
+            generator.fit_info["source"] = {"path": source.path, "sha256": source.sha256}
+            generator.save(stage.path)
+            write_json(stage.path / "manifest.json", {"producer": "synthaug", "kind": "model", "name": config.name})
+            stage.publish()
+        typer.echo(f"saved a fitted '{config.generator.name}' model to {out}")
+
+    _guard(body)
+
+
+@app.command()
 def sample(
     model_dir: Path = typer.Argument(..., help="a saved model folder, e.g. out/penguins/model"),
     n: int = typer.Option(..., "-n", "--n-rows", help="rows to generate"),
     out: Path = typer.Option(..., "--out", help="destination folder for the shards"),
     seed: int = typer.Option(0, "--seed"),
     rows_per_shard: int = typer.Option(100_000, "--rows-per-shard"),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it holds an earlier synthaug output"),
 ) -> None:
     """Sample Parquet shards from a saved model."""
 
     def body():
-        import json
-
+        from synthaug.config.pipeline import SampleConfig
         from synthaug.generators.base import load_generator
-        from synthaug.io.publish import check_destination, discard, make_staging, publish
-        from synthaug.io.shards import ShardWriter
+        from synthaug.io.manifest import RunManifest, ShardRecord, write_manifest
+        from synthaug.io.publish import staged
+        from synthaug.pipeline import stages
 
         if n <= 0:
             _fail(f"-n must be > 0 (got {n})")
-        check_destination(out, overwrite, key="--out")
-        gen = load_generator(model_dir)
-        staging = make_staging(out, key="--out")
-        try:
-            writer = ShardWriter(staging, gen.schema.arrow_schema(), rows_per_shard)
-            for batch in gen.sample_tables(n, seed=seed):
-                writer.write(batch)
-            shards = writer.close()
-            manifest = {"model": str(model_dir), "seed": seed, "rows": n, "shards": [s.to_dict() for s in shards]}
-            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            publish(staging, out)
-        except BaseException:
-            discard(staging)
-            raise
+        if rows_per_shard <= 0:
+            _fail(f"--rows-per-shard must be > 0 (got {rows_per_shard})")
+        if not 0 <= seed < 2**32:
+            _fail(f"--seed must be in [0, 2**32) (got {seed})")
+        with staged(out, inputs={"model": model_dir}, overwrite=overwrite, key="--out") as stage:
+            gen = load_generator(model_dir)
+            cfg = SampleConfig(n_rows=n, rows_per_shard=rows_per_shard)
+            shards = stages.sample(gen, cfg, stage.path, seed=seed)
+            manifest = RunManifest(
+                kind="sample",
+                name=model_dir.name,
+                status="published",
+                generator=gen.name,
+                seed=seed,
+                rows=sum(s.rows for s in shards),
+                shards=[ShardRecord(**s.to_dict()) for s in shards],
+                config=cfg.model_dump(mode="json"),
+                source={"model": str(model_dir)},
+                fit=gen.fit_info or None,
+            )
+            write_manifest(stage.path, manifest)
+            stage.publish()
         typer.echo(f"wrote {n} rows in {len(shards)} shard(s) to {out}")
 
     _guard(body)
@@ -112,11 +197,11 @@ def validate(
     real: Path = typer.Option(..., "--real", help="real training data (CSV, Parquet file or folder)"),
     synthetic: Path = typer.Option(..., "--synthetic", help="synthetic data: a file, or a folder whose files are checked as shards"),
     holdout: Optional[Path] = typer.Option(None, "--holdout", help="real rows not used to train the generator (enables privacy metrics)"),
-    gates: str = typer.Option("default", "--gates", help="a preset in conf/gates/"),
+    gates: str = typer.Option("default", "--gates", help="a gates preset (default, strict_privacy, none, or your conf/gates/)"),
     target: Optional[str] = typer.Option(None, "--target", help="label column for TSTR"),
     out: Path = typer.Option(Path("validation"), "--out", help="folder for report.json, report.html, junit.xml, expectations/"),
     seed: int = typer.Option(0, "--seed"),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it holds an earlier synthaug report"),
 ) -> None:
     """Run the gates on synthetic data made elsewhere; exit 0 if all pass, 1 if any fails."""
 
@@ -129,14 +214,14 @@ def validate(
             raise typer.Exit(0)
         _print_failed_gates(report["gates"])
         typer.echo(f"gates failed; report in {out}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_GATE_FAILED)
 
     _guard(body)
 
 
 @app.command()
 def generators() -> None:
-    """List the registered generators with their config fields and defaults."""
+    """List the registered generators with their modality, tags, config fields and defaults."""
 
     def body():
         from synthaug.generators.base import available, get_generator
@@ -147,7 +232,8 @@ def generators() -> None:
             except Exception as exc:  # an entry point that fails to import is listed, not fatal
                 typer.echo(f"{name}  ({target})  unavailable: {exc}")
                 continue
-            typer.echo(f"{name}  [{cls.modality}]  {target}")
+            tags = ", ".join(k for k, v in vars(cls.tags).items() if v is True)
+            typer.echo(f"{name}  [{cls.modality}]  {target}" + (f"  tags: {tags}" if tags else ""))
             for field, info in cls.Config.model_fields.items():
                 default = info.get_default(call_default_factory=True)
                 typer.echo(f"    {field} = {default!r}" + (f"  # {info.description}" if info.description else ""))
@@ -161,15 +247,20 @@ def schema(
     out: Optional[Path] = typer.Option(None, "--out", help="write the schema JSON here instead of stdout"),
     from_sdv: Optional[Path] = typer.Option(None, "--from-sdv", help="take column kinds from this SDV metadata JSON"),
     sdv: bool = typer.Option(False, "--sdv", help="write SDV metadata JSON instead of a synthaug schema"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --out file"),
 ) -> None:
     """Infer a schema JSON from a table (edit it and pass it as source.schema); SDV metadata in or out."""
 
     def body():
         import json
 
+        from synthaug.io.artifacts import write_text
+        from synthaug.io.publish import check_output_file
         from synthaug.io.sources import read_table
         from synthaug.schema import infer_schema
 
+        if out is not None:
+            check_output_file(out, inputs={"data": data, "SDV metadata": from_sdv}, overwrite=overwrite, key="--out")
         table = read_table(data, key="DATA")
         if from_sdv:
             from synthaug.generators.sdv import schema_from_sdv_metadata
@@ -184,7 +275,7 @@ def schema(
         else:
             text = inferred.model_dump_json(indent=2)
         if out:
-            out.write_text(text)
+            write_text(out, text)
         else:
             typer.echo(text)
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synthaug.cli import app
-from synthaug.generators.tabular.common import apportion
+from synthaug.generators.sampling import apportion
 from synthaug.pipeline.run import run_pipeline
 
 

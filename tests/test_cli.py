@@ -34,6 +34,7 @@ def dest(tmp_path):
     path = tmp_path / "out" / "tiny"
     path.mkdir(parents=True)
     (path / "earlier.txt").write_text("keep me")
+    (path / "manifest.json").write_text('{"producer": "synthaug"}')  # an earlier output --overwrite may replace
     return path
 
 
@@ -143,7 +144,8 @@ def test_cli_run_and_sample_from_saved_model(tmp_path, write_pipeline):
 
 
 def test_sample_bad_model_dir(tmp_path):
-    result = run_cli("sample", tmp_path, "-n", 10, "--out", tmp_path / "o")
+    (tmp_path / "m").mkdir()
+    result = run_cli("sample", tmp_path / "m", "-n", 10, "--out", tmp_path / "o")
     assert_bad_input(result, "not a saved synthaug model")
     assert not (tmp_path / "o").exists()
 

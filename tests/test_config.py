@@ -18,7 +18,9 @@ def test_presets_merge_and_overrides_apply(tmp_path):
     raw = {**BASE, "generator": "vae_small", "trainer": {"preset": "fast", "max_epochs": 7}}
     config = load_config(write(tmp_path, raw), ["trainer.patience=3", "sample.n_rows=50", "generator.params.lr=0.01"])
     assert config.generator.name == "vae"
-    assert config.generator.params == {"latent_dim": 8, "hidden": [32], "lr": 0.01}
+    # Params are resolved to the family's typed config: the preset, the override, then the defaults.
+    assert {k: config.generator.params[k] for k in ("latent_dim", "hidden", "lr")} == {"latent_dim": 8, "hidden": [32], "lr": 0.01}
+    assert config.generator.params["prior"] == "mixture"
     assert (config.trainer.max_epochs, config.trainer.patience, config.trainer.batch_size) == (7, 3, 256)
     assert config.sample.n_rows == 50
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from synthaug.cli import app
 from synthaug.errors import BadInput
 from synthaug.generators.base import available, get_generator
-from synthaug.testing import CHECKS, check_generator, generator_checks
+from synthaug.testing import check_generator, checks_for, generator_checks
 
 PLUGIN = Path(__file__).parent / "plugin_fixture"
 SDV_MISSING = importlib.util.find_spec("sdv") is None
@@ -120,7 +120,7 @@ def test_plugin_passes_every_check(toy_plugin):
     passed = check_generator("toy")
 
     # Assert
-    assert passed == list(CHECKS)
+    assert passed == list(checks_for(get_generator("toy")))
 
 
 def test_checks_catch_a_generator_that_ignores_the_seed(toy_plugin):
@@ -145,8 +145,8 @@ def test_checks_catch_samples_with_the_wrong_arrow_type(toy_plugin):
     class FloatCounts(ToyGenerator):
         name = "toy_float_counts"
 
-        def sample_tables(self, *args, **kwargs):
-            for t in super().sample_tables(*args, **kwargs):
+        def sample_batches(self, *args, **kwargs):
+            for t in super().sample_batches(*args, **kwargs):
                 i = t.schema.get_field_index("count")
                 yield t.set_column(i, pa.field("count", pa.float64()), t["count"].cast(pa.float64()))
 
@@ -165,11 +165,11 @@ def test_checks_catch_a_sample_that_does_not_refuse_before_fit(toy_plugin):
     class Silent(ToyGenerator):
         name = "toy_silent"
 
-        def sample_tables(self, *args, **kwargs):
+        def sample_batches(self, *args, **kwargs):
             if self.module is None:
                 yield pa.table({})
                 return
-            yield from super().sample_tables(*args, **kwargs)
+            yield from super().sample_batches(*args, **kwargs)
 
     checks = dict(generator_checks(Silent))
 

@@ -11,7 +11,8 @@ import pytest
 
 from synthaug.errors import BadInput
 from synthaug.schema import infer_schema
-from synthaug.validation.expectations import build_suite, load_suite, validate_shard, write_artifacts
+from synthaug.io.artifacts import write_expectations
+from synthaug.validation.expectations import build_suite, load_suite, validate_shard
 
 PENGUINS = Path(__file__).resolve().parents[1] / "data" / "penguins.csv"
 
@@ -147,7 +148,7 @@ def test_write_artifacts_and_load_suite_round_trip(penguins, tmp_path, monkeypat
     results = {"part-00000": validate_shard(df.iloc[:100], suite, "part-00000"), "part-00001": validate_shard(bad, suite, "part-00001")}
     out = tmp_path / "expectations"
     # Run
-    index = write_artifacts(suite, results, out)
+    index = write_expectations(out, suite, results)
     reloaded = load_suite(out / "suite.json")
     # Assert
     assert index == out / "docs" / "index.html" and index.is_file()

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from synthaug.generators.base import TrainerConfig, get_generator
+from synthaug.training.config import TrainerConfig
+from synthaug.generators.base import get_generator
 from synthaug.generators.tabular.gan import Critic, TabularGAN
 from synthaug.io.sources import read_table
 from synthaug.pipeline.run import run_pipeline

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthaug.generators.base import TrainerConfig, get_generator
+from synthaug.training.config import TrainerConfig
+from synthaug.generators.base import get_generator
 from synthaug.generators.tabular.rbm import NOISE_BURN_IN, TabularRBM
 from synthaug.io.sources import read_table
 from synthaug.pipeline.run import run_pipeline

@@ -1,4 +1,7 @@
 import json
+import re
+import warnings
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -96,3 +99,115 @@ def test_inf_counts_as_missing():
     table = pa.table({"a": [1.0, np.inf, 3.0, -np.inf, 5.0], "b": ["x", "y", "x", "y", "x"]})
     spec = infer_schema(table).column("a")
     assert spec.max == 5.0 and spec.null_rate == pytest.approx(0.4)
+
+
+# -- issue 9: exact bounds, types, overrides, notes ------------------------------------
+INT64 = np.iinfo(np.int64)
+
+
+def test_integer_bounds_are_exact_ints_in_json(tmp_path):
+    table = pa.table(
+        {
+            "i": pa.array([INT64.min, INT64.max, 0], pa.int64()),
+            "u": pa.array([2**63 + 1, 2**64 - 1, 2**63 + 5], pa.uint64()),
+            "f": [0.5, 1.5, 2.5],
+        }
+    )
+    schema = infer_schema(table)
+    assert (schema.column("i").min, schema.column("i").max) == (INT64.min, INT64.max)
+    assert (schema.column("u").min, schema.column("u").max) == (2**63 + 1, 2**64 - 1)
+    assert isinstance(schema.column("f").min, float)
+    raw = json.loads(schema.model_dump_json())
+    assert raw["columns"][1]["max"] == 2**64 - 1  # an integer in the JSON text, not 1.8446744073709552e19
+    schema.save(tmp_path / "s.json")
+    assert Schema.load(tmp_path / "s.json").column("u").max == 2**64 - 1
+
+
+def test_datetime_bounds_are_integer_ticks():
+    table = pa.table({"t": pa.array([1, 2**62, 5], pa.timestamp("ns")), "x": [1, 2, 3]})
+    spec = infer_schema(table).column("t")
+    assert (spec.min, spec.max) == (1, 2**62) and isinstance(spec.max, int)
+
+
+def test_constant_timestamp_keeps_ticks_of_its_unit():
+    table = pa.table({"t": pa.array([4_000_000_000] * 3, pa.timestamp("s", tz="UTC")), "x": [1, 2, 3]})
+    spec = infer_schema(table).column("t")
+    assert (spec.kind, spec.value, spec.unit, spec.tz) == ("constant", 4_000_000_000, "s", "UTC")  # seconds, not ns
+
+
+@pytest.mark.parametrize(
+    "array, hint",
+    [
+        (pa.array([[1], [2]], pa.list_(pa.int64())), "flatten it"),
+        (pa.array([{"a": 1}, {"a": 2}]), "flatten it"),
+        (pa.array([b"a", b"b"]), "decode it to string"),
+        (pa.array([Decimal("1.50"), Decimal("2.25")], pa.decimal128(10, 2)), "cast it to float64"),
+        (pa.array([18262, 18263], pa.int32()).cast(pa.date32()), "cast it to timestamp[s]"),
+        (pa.array([1, 2], pa.time64("us")), "cast it to string"),
+        (pa.array([1, 2], pa.duration("s")), "cast it to int64"),
+    ],
+)
+def test_unsupported_types_say_what_to_do(array, hint):
+    with pytest.raises(BadInput, match=rf"t.parquet: column 'c' has unsupported Arrow type .*; {re.escape(hint)}"):
+        infer_schema(pa.table({"c": array, "d": [1, 2]}), source="t.parquet")
+
+
+def test_null_typed_column_is_entirely_null():
+    with pytest.raises(BadInput, match="column 'c' is entirely null"):
+        infer_schema(pa.table({"c": pa.array([None, None]), "d": [1, 2]}), source="t.csv")
+
+
+def test_float16_is_supported():
+    table = pa.table({"h": pa.array(np.array([0.5, -65504, 65504, 0.1], dtype=np.float16)), "x": [1, 2, 3, 4]})
+    spec = infer_schema(table).column("h")
+    assert (spec.kind, spec.dtype, spec.min, spec.max) == ("continuous", "halffloat", -65504.0, 65504.0)
+
+
+def test_huge_and_tiny_floats_give_finite_bounds_without_warnings():
+    table = pa.table({"big": [1e308, -1e308, 1.7976931348623157e308, 5.5], "tiny": [1e-30, 2e-30, 0.0, 4e-30]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        schema = infer_schema(table)
+    assert schema.column("big").max == 1.7976931348623157e308 and schema.column("big").decimals == 1
+    assert schema.column("tiny").decimals is None  # not 0: that would round every value to 0.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"min": 5, "max": 1}, "column 'a' has min 5 above max 1"),
+        ({"min": "low"}, "column 'a' has min 'low'; give a number"),
+        ({"kind": "categorical", "categories": "abc"}, "has categories 'abc'; give a list of values"),
+        ({"kind": "categorical", "categories": ["x", "y"]}, r"has categories \['x', 'y'\], which are not int64 values"),
+    ],
+)
+def test_bad_override_values(override, message):
+    table = pa.table({"a": pa.array([1, 2, 3]), "b": ["x", "y", "x"]})
+    with pytest.raises(BadInput, match=rf"o.json: {message}" if message.startswith("column") else message):
+        infer_schema(table, overrides={"a": override}, overrides_source="o.json")
+
+
+def test_override_categories_take_the_column_type():
+    table = pa.table({"a": pa.array([1, 2, 3]), "b": ["x", "y", "x"]})
+    spec = infer_schema(table, overrides={"a": {"kind": "categorical", "categories": [1.0, 2.0, 3.0]}}).column("a")
+    assert spec.categories == [1, 2, 3] and all(isinstance(c, int) for c in spec.categories)
+
+
+def test_pandas_index_column_is_noted():
+    table = pa.table({"Unnamed: 0": [0, 1, 2], "b": ["x", "y", "x"]})
+    with pytest.warns(UserWarning, match="looks like a pandas index"):
+        assert len(infer_schema(table).notes) == 1
+
+
+def test_empty_table_is_bad_input():
+    with pytest.raises(BadInput, match="t.csv: has no rows"):
+        infer_schema(pa.table({"a": pa.array([], pa.int64())}), source="t.csv")
+
+
+def test_old_schema_json_without_notes_and_with_float_bounds_loads(tmp_path):
+    raw = json.loads(infer_schema(mixed_table()).model_dump_json())
+    del raw["notes"]
+    raw["columns"][2]["min"] = float(raw["columns"][2]["min"])
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    schema = Schema.load(tmp_path / "old.json")
+    assert schema.notes == [] and isinstance(schema.column("age").min, float)

@@ -210,7 +210,7 @@ def test_sdv_samples_penguins_with_the_source_arrow_schema(penguins_table):
     gen = SDVGaussianCopula().fit(penguins_table, schema, TINY_TRAINER, seed=0)
 
     # Run
-    batches = list(gen.sample_tables(250, seed=3, batch_size=100, conditions={"island": "Dream"}))
+    batches = list(gen.sample_batches(250, seed=3, batch_size=100, conditions={"island": "Dream"}))
 
     # Assert
     assert [b.num_rows for b in batches] == [100, 100, 50]

@@ -1,5 +1,6 @@
 """The VAE learns structure; saved models fail clearly when damaged or too new."""
 
+import dataclasses
 import json
 import math
 
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 
 from synthaug.cli import app
 from synthaug.errors import BadInput
-from synthaug.generators.base import TrainerConfig, load_generator
-from synthaug.generators.tabular.vae import TabularVAE, _lightning_module
+from synthaug.training.config import TrainerConfig
+from synthaug.generators.base import load_generator
+from synthaug.generators.tabular.vae import TabularVAE, TabularVAEModule
 from synthaug.transforms.tabular import Span
 from synthaug.validation.fidelity import quality_report
 
@@ -85,7 +87,7 @@ def test_mixture_prior_is_fitted_and_saved(penguins_table, tmp_path):
 def test_samples_follow_the_mixture():
     # Two far-apart components with weights 0.8 / 0.2: the drawn z split the same way.
     config = TabularVAE({"latent_dim": 2, "hidden": [4], "prior": "mixture", "prior_components": 2}).config
-    m = _lightning_module(1, [Span("x", "value", 0, 1, "offset")], config)
+    m = TabularVAEModule(1, [dataclasses.asdict(Span("x", "value", 0, 1, "offset"))], config.model_dump())
     m.prior_weights.copy_(torch.tensor([0.8, 0.2]))
     m.prior_means.copy_(torch.tensor([[-10.0, 0.0], [10.0, 0.0]]))
     m.decoder = torch.nn.Sequential(torch.nn.Identity())  # generate() then returns z's first coordinate, tanh-squashed

@@ -15,11 +15,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthaug.config.yaml import load_yaml_text, read_yaml
 from synthaug.errors import BadInput
-from synthaug.generators.base import TrainerConfig
+from synthaug.generators.base import short_repr
+from synthaug.training.config import TrainerConfig
 from synthaug.validation.gates import GatesConfig
 
 PRESET_DIRS = {"generator": "generators", "trainer": "trainers", "gates": "gates"}
@@ -78,8 +79,8 @@ class OutputConfig(_Strict):
 
 
 class PipelineConfig(_Strict):
-    name: str
-    seed: int = 0
+    name: str = Field(..., min_length=1, max_length=200)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="same seed + same config => byte-identical shards")
     source: SourceConfig
     target: str | None = Field(None, description="label column: stratifies the split")
     split: SplitConfig = SplitConfig()
@@ -92,10 +93,13 @@ class PipelineConfig(_Strict):
     output: OutputConfig
 
     def config_hash(self) -> str:
-        """sha256 of everything that shapes the output (not where it goes)."""
+        """sha256 of everything that shapes the output (not where it goes, nor how it is shown).
+
+        Generator params are resolved to the family's typed config when the pipeline is loaded,
+        so `{}` and the defaults written out hash alike."""
         data = self.model_dump(mode="json", by_alias=True)
         data.pop("output")
-        data["trainer"].pop("progress_bar")
+        data["trainer"] = self.trainer.public()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -134,12 +138,7 @@ def load_preset(kind: str, name: str, dirs: list[Path], where: str) -> dict[str,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise BadInput(f"{path}: invalid YAML{at}; fix the syntax") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -151,12 +150,18 @@ def _expand(raw: dict[str, Any], dirs: list[Path], where: str) -> dict[str, Any]
     raw.setdefault("gates", DEFAULT_GATES)
     for key, kind in (("generator", "generator"), ("trainer", "trainer"), ("gates", "gates")):
         value = raw.get(key)
+        if isinstance(value, str) and kind == "generator" and not _has_preset(kind, value, dirs):
+            value = {"name": value}  # a registered family without a preset file: its defaults
         if isinstance(value, str):
             value = {"preset": value}
         if isinstance(value, dict) and "preset" in value:
             rest = {k: v for k, v in value.items() if k != "preset"}
             raw[key] = _merge(load_preset(kind, str(value["preset"]), dirs, where), rest)
     return raw
+
+
+def _has_preset(kind: str, name: str, dirs: list[Path]) -> bool:
+    return any((d / PRESET_DIRS[kind] / f"{name}.yaml").is_file() for d in dirs)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -172,8 +177,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if not sep or not key.strip():
         raise BadInput(f"override '{override}': write overrides as key=value, e.g. trainer.max_epochs=5")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = load_yaml_text(text, f"override '{override}'")
+    except BadInput:
         value = text
     parts = key.strip().split(".")
     node = raw
@@ -190,7 +195,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"{path}: pipeline file not found; pass a YAML under pipelines/")
+        what = "is a folder" if path.is_dir() else "not found"
+        raise BadInput(f"{path}: pipeline file {what}; pass a pipeline YAML, e.g. pipelines/penguins.yaml")
     dirs = conf_dirs(path)
     raw = _expand(_read_yaml(path), dirs, str(path))
     for override in overrides:
@@ -208,10 +214,11 @@ def validate_config(raw: dict[str, Any], where: str) -> PipelineConfig:
 
     try:
         cls = get_generator(config.generator.name)
-        make_config(cls.Config, config.generator.params)
+        params = make_config(cls.Config, config.generator.params).model_dump(mode="json")
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
-    return config
+    # The resolved, typed values: what the manifest records and the config hash covers.
+    return config.model_copy(update={"generator": config.generator.model_copy(update={"params": params})})
 
 
 def describe_error(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
@@ -223,7 +230,7 @@ def describe_error(exc: ValidationError, where: str, model: type[BaseModel]) -> 
         return f"{where}: unknown key '{key}'; allowed keys there: {', '.join(allowed)}"
     if err["type"] == "missing":
         return f"{where}: missing key '{key}'; add it (see README, 'A pipeline YAML')"
-    return f"{where}: key '{key}': {err['msg']} (got {err.get('input')!r})"
+    return f"{where}: key '{key}': {err['msg']} (got {short_repr(err.get('input'))})"
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:

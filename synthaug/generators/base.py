@@ -1,7 +1,9 @@
-"""The generator contract, the trainer settings every family takes, and the registry.
+"""The generator contract every modality shares, capability tags, and the registry.
 
-Registry: built-in families by name, plus any installed package that declares an entry point
-in the group ``synthaug.generators`` (``name = "package.module:Class"``).
+Registry: built-in families by name, plus any installed package that declares an entry point in
+the group ``synthaug.generators`` (``name = "package.module:Class"``). Keys are unique across
+modalities: tabular families have plain names (``vae``), other modalities are prefixed with
+theirs (``image_vae``); an entry point cannot replace a built-in.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from synthaug.errors import BadInput
+from synthaug.training.config import TrainerConfig, check_trainer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: generator.json records the trainer settings and provenance ("fit")
 MIN_ROWS = 10  # fewer training rows than this cannot be modelled
 MANIFEST = "generator.json"
 
@@ -34,63 +38,63 @@ BUILTINS: dict[str, str] = {
 ENTRY_POINT_GROUP = "synthaug.generators"
 
 
-class TrainerConfig(BaseModel):
-    """How to train: shared by every family; presets live in conf/trainers/."""
+@dataclass(frozen=True)
+class Tags:
+    """What a family can do; the pipeline and the contract checks read these, never hasattr().
 
-    model_config = ConfigDict(extra="forbid")
+    conditional: honours `conditions` natively (else only by rejection); rebalance: has
+    `sample_mixture` for `augment.balance`; saves: save/load round-trips (else save refuses);
+    dp: can train with differential privacy; multi_device: trains under DDP.
+    expected_failures: contract check name -> why it is expected to fail.
+    """
 
-    max_epochs: int = Field(300, gt=0)
-    batch_size: int = Field(500, gt=0)
-    patience: int = Field(30, ge=0, description="epochs without improvement before stopping; 0 disables")
-    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of training rows used to pick the best epoch")
-    min_steps_per_epoch: int = Field(10, gt=0, description="small tables: an epoch repeats passes until this many steps")
-    max_steps_per_epoch: int = Field(200, gt=0, description="large tables: an epoch ends after this many steps, so epochs stay comparable")
-    progress_bar: bool = True
-    deterministic: bool = True
-    accelerator: str = "cpu"
-    devices: int = Field(1, gt=0)
-    strategy: str = "auto"
-    max_minutes: float | None = Field(None, gt=0)
-    checkpoint_dir: str | None = Field(None, description="set by the pipeline: <run>/checkpoints")
+    conditional: bool = False
+    rebalance: bool = False
+    saves: bool = True
+    dp: bool = False
+    multi_device: bool = False
+    expected_failures: dict[str, str] = field(default_factory=dict)
 
 
 class Generator(ABC):
-    """A generative model family. `__init__` stores the config only; `fit` learns and returns self."""
+    """A generative model family. `__init__` stores the config only; `fit` learns and returns self.
+
+    Subclasses implement `_check_data` (modality), `_fit`, `sample_batches`, `save` and `load`.
+    """
 
     name: ClassVar[str]
     modality: ClassVar[Literal["tabular", "image"]]
+    tags: ClassVar[Tags] = Tags()
     Config: ClassVar[type[BaseModel]]
-    supports_save: ClassVar[bool] = True  # False: save() refuses (e.g. SDV baselines, which only pickle)
 
     def __init__(self, config: BaseModel | dict[str, Any] | None = None) -> None:
         self.config = config if isinstance(config, self.Config) else make_config(self.Config, config or {})
+        self.fit_info: dict[str, Any] = {}
 
-    def _checked_input(self, data: Any, schema: Any = None) -> tuple[Any, Any]:
-        """Training data as an Arrow table, and its schema (inferred if not given); BadInput if unusable."""
-        import pyarrow as pa
-
-        from synthaug.schema import infer_schema
-
-        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-        if table.num_rows < MIN_ROWS:
-            raise BadInput(f"training data has {table.num_rows} rows; {self.name} needs at least {MIN_ROWS}")
-        schema = schema or infer_schema(table)
-        missing = [c for c in schema.names if c not in table.column_names]
-        if missing:
-            raise BadInput(f"column '{missing[0]}' of the schema is not in the training data; columns there: {', '.join(table.column_names)}")
-        return table, schema
+    def fit(self, data: Any, schema: Any = None, trainer: TrainerConfig | None = None, *, seed: int = 0) -> Generator:
+        """Template: check the input and the trainer, learn (`_fit`), record how, return self."""
+        trainer = trainer or TrainerConfig()
+        check_trainer(trainer)
+        if self.tags.multi_device is False and trainer.world_size > 1:
+            raise BadInput(f"generator '{self.name}' cannot train on {trainer.world_size} devices; set trainer.devices=1")
+        data, schema = self._check_data(data, schema)
+        self.fit_info = {"seed": seed, "trainer": trainer.public(), "data_sha256": data_digest(data)}
+        self.fit_info.update(self._fit(data, schema, trainer, seed=seed) or {})
+        return self
 
     @abstractmethod
-    def fit(self, data: Any, schema: Any = None, trainer: TrainerConfig | None = None, *, seed: int = 0) -> Generator: ...
-
-    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]:
-        """Yield pandas DataFrames (at most `batch_size` rows each) totalling `n` rows."""
-        for table in self.sample_tables(n, seed=seed, conditions=conditions, batch_size=batch_size):
-            yield table.to_pandas()
+    def _check_data(self, data: Any, schema: Any) -> tuple[Any, Any]:
+        """Training data in the modality's form, and its schema (inferred if not given); BadInput if unusable."""
 
     @abstractmethod
-    def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]:
-        """Yield Arrow tables with the source's exact schema; batch i seeded by (seed, i)."""
+    def _fit(self, data: Any, schema: Any, trainer: TrainerConfig, *, seed: int) -> dict[str, Any] | None:
+        """Learn; may return facts about training (best epoch, why it stopped) for fit_info."""
+
+    @abstractmethod
+    def sample_batches(
+        self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[Any]:
+        """Yield batches totalling `n` (Arrow tables for tables); batch i seeded by (seed, i)."""
 
     @abstractmethod
     def save(self, path: str | Path) -> None: ...
@@ -100,7 +104,23 @@ class Generator(ABC):
     def load(cls, path: str | Path) -> Generator: ...
 
 
+def data_digest(data: Any) -> str | None:
+    """sha256 of the training data as the generator saw it (Arrow IPC for tables)."""
+    import hashlib
+
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        return hashlib.sha256(sink.getvalue()).hexdigest()
+    return None
+
+
 def make_config(config_cls: type[BaseModel], params: dict[str, Any], where: str = "generator.params") -> BaseModel:
+    if not isinstance(params, dict):
+        raise BadInput(f"key '{where}': expected a mapping of settings (got {type(params).__name__})")
     try:
         return config_cls(**params)
     except ValidationError as exc:
@@ -109,12 +129,26 @@ def make_config(config_cls: type[BaseModel], params: dict[str, Any], where: str 
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(config_cls.model_fields)
             raise BadInput(f"unknown key '{key}'; allowed keys there: {allowed}") from None
-        raise BadInput(f"key '{key}': {err['msg']} (got {err.get('input')!r})") from None
+        raise BadInput(f"key '{key}': {err['msg']} (got {short_repr(err.get('input'))})") from None
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr() capped, so an error about a huge value stays one short line."""
+    text = reprlib_repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def reprlib_repr(value: Any) -> str:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel = 60, 60, 6, 6, 3
+    return r.repr(value)
 
 
 # -- registry ------------------------------------------------------------------
 def available() -> dict[str, str]:
-    """Registry key -> 'module:Class', built-ins first, then entry points."""
+    """Registry key -> 'module:Class', built-ins first, then entry points (which cannot replace a built-in)."""
     found = dict(BUILTINS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)
@@ -124,12 +158,17 @@ def available() -> dict[str, str]:
 def get_generator(name: str) -> type[Generator]:
     registry = available()
     if name not in registry:
-        raise BadInput(f"key 'generator.name': unknown generator '{name}'; available: {', '.join(sorted(registry))} (see `synthaug generators`)")
+        raise BadInput(
+            f"key 'generator.name': unknown generator '{name}'; available: {', '.join(sorted(registry))} "
+            "(see `synthaug generators`)"
+        )
     module, _, attr = registry[name].partition(":")
     try:
         cls = getattr(import_module(module), attr)
     except ImportError as exc:
-        raise BadInput(f"generator '{name}' cannot be imported ({exc}); install its extra, e.g. pip install 'synthaug[sdv]'") from None
+        raise BadInput(
+            f"generator '{name}' cannot be imported ({exc}); install its extra, e.g. pip install 'synthaug[sdv]'"
+        ) from None
     return cls
 
 
@@ -141,17 +180,22 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BadInput(f"{path}: not a saved synthaug model (no {MANIFEST}); pass the model/ folder of a run")
     try:
         manifest = json.loads(file.read_text())
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"{file}: corrupt model manifest ({exc}); re-run the pipeline to save the model again") from None
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{file}: corrupt model manifest (not a JSON object); re-run the pipeline to save the model again")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BadInput(
             f"{file}: model format version {version!r} is newer than this synthaug reads ({FORMAT_VERSION}); upgrade synthaug"
         )
+    for key in ("name", "config"):
+        if key not in manifest:
+            raise BadInput(f"{file}: model manifest has no '{key}'; the file is damaged, re-save the model")
     return manifest
 
 
 def load_generator(path: str | Path) -> Generator:
     """Load any saved generator; its family comes from the manifest."""
     manifest = read_manifest(path)
-    return get_generator(manifest["name"]).load(path)
+    return get_generator(str(manifest["name"])).load(path)

@@ -98,8 +98,22 @@ def new_ids(spec: ColumnSpec, t: pa.DataType, start: int, n: int) -> pa.Array:
     """Ids numbered start..start+n-1: past the real maximum for integers, prefix + 'syn' + number for strings."""
     index = np.arange(start, start + n)
     if pa.types.is_integer(t):
-        return pa.array(int(spec.max or 0) + 1 + index).cast(t)
+        return pa.array(_integer_ids(spec, t, start, n), type=t)
     return pa.array([f"{spec.prefix or ''}syn{i:08d}" for i in index], type=t)
+
+
+def _integer_ids(spec: ColumnSpec, t: pa.DataType, start: int, n: int) -> np.ndarray:
+    """New integer ids above the data's maximum, or below its minimum when the type has no room
+    above; computed in Python integers so int64/uint64 limits never wrap."""
+    info = np.iinfo(t.to_pandas_dtype())
+    high, low = int(spec.max if spec.max is not None else 0), int(spec.min if spec.min is not None else 0)
+    if high + start + n <= info.max:
+        first, step = high + 1 + start, 1
+    elif low - start - n >= info.min:
+        first, step = low - 1 - start, -1
+    else:
+        raise BadInput(f"id column '{spec.name}' ({t}) has no room for {start + n} new ids outside the data's range")
+    return np.arange(n, dtype=object) * step + first
 
 
 def renumber_ids(table: pa.Table, schema: Schema, start: int) -> pa.Table:
@@ -108,3 +122,14 @@ def renumber_ids(table: pa.Table, schema: Schema, start: int) -> pa.Table:
             i = table.schema.get_field_index(spec.name)
             table = table.set_column(i, table.field(i), new_ids(spec, table.field(i).type, start, table.num_rows))
     return table
+
+
+def apportion(n: int, weights: dict[Any, float]) -> dict[Any, int]:
+    """Split n into integer counts proportional to weights (largest remainder; ties by order)."""
+    keys = list(weights)
+    w = np.array([max(float(weights[k]), 0.0) for k in keys])
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    return dict(zip(keys, counts.tolist()))

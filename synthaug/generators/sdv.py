@@ -14,7 +14,7 @@ What the adapters do and do not do:
   to SDV as well; SDV has no validation split or early stopping, so `patience` and
   `val_fraction` are ignored.
 - sample: batch i is seeded by (seed, i) through SDV's model and RDT random states;
-  `sample_tables` yields Arrow tables cast to the source's exact Arrow schema. Conditions are
+  `sample_batches` yields Arrow tables cast to the source's exact Arrow schema. Conditions are
   met by rejection, with the same checks and messages as synthaug's families.
 - save/load: refused with BadInput. SDV synthesizers persist only by pickling the whole
   object, and synthaug never unpickles; these are baselines, so refit them instead.
@@ -38,9 +38,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthaug.errors import BadInput
-from synthaug.generators.base import Generator, TrainerConfig
+from synthaug.generators.base import Tags
+from synthaug.generators.tabular.base import TabularGenerator
 from synthaug.generators.sampling import batch_seed, new_ids, rejection_batches
 from synthaug.schema import Schema, infer_schema
+from synthaug.training.config import TrainerConfig
 
 SDV_TABLE = "table"
 INSTALL_HINT = "install the extra: pip install 'synthaug[sdv]'"
@@ -210,11 +212,10 @@ def _seeded(seed: int):
 
 
 # -- the adapters ----------------------------------------------------------------------
-class SDVGenerator(Generator):
+class SDVGenerator(TabularGenerator):
     """Shared adapter: a subclass names the SDV synthesizer class and maps its config to SDV kwargs."""
 
-    modality = "tabular"
-    supports_save: ClassVar[bool] = False  # see synthaug.testing: save refuses instead of pickling
+    tags: ClassVar[Tags] = Tags(saves=False)  # see synthaug.testing: save refuses instead of pickling
     sdv_class: ClassVar[str]
 
     def __init__(self, config=None) -> None:
@@ -228,8 +229,7 @@ class SDVGenerator(Generator):
         return self.config.model_dump()
 
     # -- fit -------------------------------------------------------------------------
-    def fit(self, data, schema: Schema | None = None, trainer: TrainerConfig | None = None, *, seed: int = 0):
-        table, schema = self._checked_input(data, schema)
+    def _fit(self, table: pa.Table, schema: Schema, trainer: TrainerConfig, *, seed: int) -> None:
         modelled = [c.name for c in schema.columns if c.kind != "id"]
         if not modelled:
             raise BadInput(f"every column of the schema is an id; {self.name} needs at least one column to model")
@@ -240,13 +240,14 @@ class SDVGenerator(Generator):
 
         with warnings.catch_warnings(), _seeded(seed):
             warnings.simplefilter("ignore")
-            synth = getattr(st, self.sdv_class)(Metadata.load_from_dict(metadata), **self._sdv_kwargs(trainer or TrainerConfig()))
+            synth = getattr(st, self.sdv_class)(Metadata.load_from_dict(metadata), **self._sdv_kwargs(trainer))
             synth.fit({SDV_TABLE: df})
         self.schema, self.synthesizer = schema, synth
-        return self
 
     # -- sample ----------------------------------------------------------------------
-    def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pa.Table]:
+    def sample_batches(
+        self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
         self._require_fitted()
 

@@ -1,14 +1,12 @@
-"""report.json (all metrics), report.html (self-contained, for people), junit.xml (for CI)."""
+"""The tabular sections of report.html: real-vs-synthetic plots per column, correlation
+differences, privacy histograms, per-column shape scores. Plots are PNGs inlined as data URIs."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
-from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -16,55 +14,8 @@ import pandas as pd
 from synthaug.schema import Schema
 
 
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.write_text(json.dumps(report, indent=2, default=_jsonable))
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-# -- JUnit ---------------------------------------------------------------------
-def write_junit(path: Path, report: dict[str, Any]) -> None:
-    """One test case per shape check, per expectation on each shard, and per gate."""
-    suites = ET.Element("testsuites", name=f"synthaug {report.get('name', '')}")
-    groups: list[tuple[str, list[tuple[str, bool, str]]]] = [
-        ("checks", [(c["name"], c["passed"], c.get("detail", "")) for c in report.get("checks", [])]),
-    ]
-    for shard, result in report.get("expectations_detail", {}).items():
-        cases = [
-            (f"{r['expectation']}({r.get('column') or ''})", r["success"], json.dumps(r.get("observed"), default=str)[:500])
-            for r in result["results"]
-        ]
-        groups.append((f"expectations.{shard}", cases))
-    gate_cases = []
-    for g in report.get("gates", []):
-        value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
-        gate_cases.append((g["name"], g["passed"], f"{value} must be {g['op']} {g['threshold']} {g.get('detail', '')}".strip()))
-    groups.append(("gates", gate_cases))
-    for name, cases in groups:
-        suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(cases)), failures=str(sum(not ok for _, ok, _ in cases)))
-        for case_name, ok, message in cases:
-            case = ET.SubElement(suite, "testcase", classname=f"synthaug.{name}", name=case_name)
-            if not ok:
-                ET.SubElement(case, "failure", message=message[:1000]).text = message
-            elif message:
-                ET.SubElement(case, "system-out").text = message
-    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
-
-
-# -- HTML ----------------------------------------------------------------------
-def write_html(path: Path, report: dict[str, Any], real: pd.DataFrame | None, synthetic: pd.DataFrame | None, schema: Schema | None) -> None:
-    parts = [
-        f"<h1>synthaug report: {html.escape(str(report.get('name', '')))}</h1>",
-        _summary(report),
-        "<h2>Gates</h2>",
-        _gate_table(report.get("gates", [])),
-    ]
+def sections(report: dict[str, Any], real: pd.DataFrame | None, synthetic: pd.DataFrame | None, schema: Schema | None) -> list[str]:
+    parts = []
     if real is not None and synthetic is not None and schema is not None:
         parts += ["<h2>Columns: real vs synthetic</h2>", _img(_distribution_figure(real, synthetic, schema))]
         heat = _correlation_figure(real, synthetic, schema)
@@ -77,40 +28,14 @@ def write_html(path: Path, report: dict[str, Any], real: pd.DataFrame | None, sy
     if shapes:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in shapes.items() if v is not None)
         parts += ["<h2>Column shape scores</h2>", f"<table><tr><th>column</th><th>score</th></tr>{rows}</table>"]
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        ".pass{color:#176f2c;font-weight:bold}.fail{color:#b00020;font-weight:bold}img{max-width:100%}"
-    )
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>synthaug report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
-
-
-def _summary(report: dict[str, Any]) -> str:
-    status = report.get("status", "")
-    cls = "pass" if status == "passed" else "fail"
-    items = [("status", f"<span class='{cls}'>{html.escape(status)}</span>")]
-    for key in ("rows", "shards", "generator", "config_hash", "seed"):
-        if key in report:
-            value = len(report[key]) if key == "shards" and isinstance(report[key], list) else report[key]
-            items.append((key, html.escape(str(value))))
-    return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items) + "</table>"
-
-
-def _gate_table(gates: list[dict]) -> str:
-    if not gates:
-        return "<p>No gates configured.</p>"
-    rows = []
-    for g in gates:
-        value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
-        verdict = "<span class='pass'>PASS</span>" if g["passed"] else "<span class='fail'>FAIL</span>"
-        rows.append(f"<tr><td>{verdict}</td><td>{html.escape(g['name'])}</td><td>{value}</td><td>{g['op']} {g['threshold']}</td><td>{html.escape(g.get('detail', ''))}</td></tr>")
-    return "<table><tr><th></th><th>gate</th><th>value</th><th>threshold</th><th>detail</th></tr>" + "".join(rows) + "</table>"
+    return parts
 
 
 def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # column names are text, never mathtext ($...$)
     import matplotlib.pyplot as plt
 
     return plt

@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, ValidationError
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthaug.errors import BadInput
 
@@ -28,6 +31,10 @@ _ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|^key$)", re.IGNORECASE)
 _OVERRIDABLE = {"kind", "min", "max", "decimals", "categories"}
 
 
+class DataWarning(UserWarning):
+    """Data that is read as asked but probably not as meant (the CLI shows these)."""
+
+
 class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,12 +42,14 @@ class ColumnSpec(BaseModel):
     kind: Kind
     dtype: str  # the Arrow type, for people reading the JSON
     null_rate: float = 0.0
-    min: float | None = None  # numeric bounds; datetimes as integer ticks of `unit`
-    max: float | None = None
+    # Bounds: exact ints for integer Arrow types (int64 and uint64 do not fit a float) and for
+    # datetimes (integer ticks of `unit`); floats for floating columns.
+    min: int | float | None = None
+    max: int | float | None = None
     decimals: int | None = None  # continuous: digits after the point seen in the data
     categories: list[Any] | None = None
-    value: Any = None  # constant columns
-    unit: str | None = None  # datetime tick unit (s, ms, us, ns)
+    value: Any = None  # constant columns (timestamps: integer ticks of `unit`; ns when unit is unset)
+    unit: str | None = None  # datetime (and constant timestamp) tick unit (s, ms, us, ns)
     tz: str | None = None
     step: int | None = None  # datetime: every value is a multiple of this many ticks (a day, a second...)
     prefix: str | None = None  # id columns: common string prefix kept on new ids
@@ -56,6 +65,9 @@ class Schema(BaseModel):
     version: int = 1
     columns: list[ColumnSpec]
     arrow: str  # base64 of the source's Arrow schema (IPC), so shards match it exactly
+    # Data read as asked but probably not as meant, one line each (e.g. a numeric column with a
+    # few text cells, modelled as categorical): shown as warnings, kept for people reading schema.json.
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -90,17 +102,15 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _py(value: Any) -> Any:
-    """numpy scalar -> plain Python value, for JSON."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _decimals(values: np.ndarray) -> int | None:
     """Fewest digits after the point that represent every value exactly (None if > 6)."""
-    for d in range(7):
-        scaled = values * 10**d
-        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, np.abs(scaled))):
-            return d
+    values = values[np.abs(values) < 2.0**52]  # larger doubles are whole numbers (and 1e308 * 10 overflows)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for d in range(7):
+            scaled = values * 10**d
+            # Relative to each value: 1e-30 has more than 6 decimals, it is not 0 at 0 decimals.
+            if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.abs(scaled)):
+                return d
     return None
 
 
@@ -119,8 +129,7 @@ def _tick_step(ticks: np.ndarray, unit: str) -> int:
     return 1
 
 
-def _guess_kind(name: str, t: pa.DataType, values: pd.Series, n_rows: int) -> str:
-    n_unique = values.nunique()
+def _guess_kind(name: str, t: pa.DataType, n_unique: int, n_rows: int) -> str:
     if n_unique == 1:
         return "constant"
     if pa.types.is_boolean(t):
@@ -132,10 +141,14 @@ def _guess_kind(name: str, t: pa.DataType, values: pd.Series, n_rows: int) -> st
         return "id" if unique_key and _ID_NAME.search(name) else "integer"
     if pa.types.is_floating(t):
         return "continuous"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if _is_text(t):
         # A string column with a distinct value in every row is a key, not a category.
         return "id" if n_unique == n_rows and n_rows >= 20 else "categorical"
     return "categorical"
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _check_kind(name: str, kind: str, t: pa.DataType, source: str) -> None:
@@ -145,7 +158,7 @@ def _check_kind(name: str, kind: str, t: pa.DataType, source: str) -> None:
         "integer": numeric,
         "datetime": pa.types.is_timestamp(t),
         "boolean": pa.types.is_boolean(t),
-        "id": pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
+        "id": pa.types.is_integer(t) or _is_text(t),
     }.get(kind, True)
     if not ok:
         raise BadInput(
@@ -160,52 +173,137 @@ def _supported(t: pa.DataType) -> bool:
     return (
         pa.types.is_boolean(t)
         or pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_string(t)
-        or pa.types.is_large_string(t)
+        or pa.types.is_floating(t)  # float16 too: modelled in float64, written back as float16
+        or _is_text(t)
         or pa.types.is_timestamp(t)
     )
 
 
-def _describe(name: str, kind: str, field: pa.Field, values: pd.Series, null_rate: float) -> ColumnSpec:
-    t = field.type
+def _unsupported_hint(t: pa.DataType) -> str:
+    """What to do with a column whose Arrow type cannot be modelled."""
+    if pa.types.is_dictionary(t):
+        return _unsupported_hint(t.value_type)
+    if pa.types.is_date(t):
+        return "cast it to timestamp[s] (dates in a CSV are read that way)"
+    if pa.types.is_time(t):
+        return "cast it to string, or to an integer count of seconds"
+    if pa.types.is_decimal(t):
+        return "cast it to float64 (or to string, to keep every digit as a category)"
+    if pa.types.is_duration(t) or pa.types.is_interval(t):
+        return "cast it to int64 (a count of its unit)"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "decode it to string if it is text, else drop it"
+    if pa.types.is_nested(t):
+        return "flatten it into one column per field or element, or drop it"
+    return "cast it to a number, string, bool or timestamp, or drop it"
+
+
+def _observed(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column's present values, dictionary-decoded; NaN and +-inf count as missing."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_floating(col.type):
+        return col.filter(pc.is_finite(col))  # drops nulls too
+    return col.drop_null()
+
+
+def _bounds(values: pa.ChunkedArray) -> tuple[int | float, int | float]:
+    """Exact min and max: Python ints for integer and timestamp columns, floats otherwise."""
+    if pa.types.is_timestamp(values.type):
+        values = values.cast(pa.int64())
+    elif pa.types.is_float16(values.type):
+        values = values.cast(pa.float64())  # exact; no min_max kernel for float16
+    lo, hi = pc.min_max(values).values()
+    return lo.as_py(), hi.as_py()
+
+
+def _describe(name: str, kind: str, t: pa.DataType, values: pa.ChunkedArray, null_rate: float) -> ColumnSpec:
+    """A ColumnSpec from the column's present values (`t` is the dictionary-decoded type)."""
     spec = ColumnSpec(name=name, kind=kind, dtype=str(t), null_rate=round(float(null_rate), 6))
     if kind == "constant":
-        spec.value = _py(values.iloc[0])
-        if pa.types.is_timestamp(t):
-            spec.value = int(pd.Timestamp(spec.value).value)  # ns ticks; JSON-safe
+        if pa.types.is_timestamp(t):  # integer ticks of the column's own unit: JSON-safe and exact
+            spec.unit, spec.tz = t.unit, (str(t.tz) if t.tz else None)
+            spec.value = values.cast(pa.int64())[0].as_py()
+        else:
+            spec.value = values[0].as_py()
     elif kind in ("continuous", "integer"):
-        arr = values.to_numpy(dtype=float)
-        spec.min, spec.max = float(arr.min()), float(arr.max())
+        spec.min, spec.max = _bounds(values)
         if kind == "continuous":
-            spec.decimals = _decimals(arr)
+            spec.decimals = _decimals(values.cast(pa.float64()).to_numpy())
     elif kind == "datetime":
         spec.unit, spec.tz = t.unit, (str(t.tz) if t.tz else None)
-        ticks = pa.array(values, type=t).cast(pa.int64()).to_numpy()
-        spec.min, spec.max = float(ticks.min()), float(ticks.max())
-        spec.step = _tick_step(ticks, t.unit)
+        spec.min, spec.max = _bounds(values)
+        spec.step = _tick_step(values.cast(pa.int64()).to_numpy(), t.unit)
     elif kind in ("categorical", "boolean"):
-        cats = pd.unique(values)
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            cats = [c for c in values.cat.categories if c in set(cats)]
-        spec.categories = sorted((_py(c) for c in cats), key=lambda c: (str(type(c)), c))
+        cats = pc.unique(values).to_pylist()
+        spec.categories = sorted(cats, key=lambda c: (str(type(c)), c))
     elif kind == "id":
-        strings = values.astype(str)
-        prefix = _common_prefix(strings.tolist()) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
-        spec.prefix = prefix
+        if _is_text(t):
+            lo, hi = (v.as_py() for v in pc.min_max(values).values())
+            spec.prefix = _common_prefix(lo, hi)
         if pa.types.is_integer(t):
-            spec.min, spec.max = float(values.min()), float(values.max())
+            spec.min, spec.max = _bounds(values)
     return spec
 
 
-def _common_prefix(values: list[str]) -> str:
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
+def _common_prefix(lo: str, hi: str) -> str:
+    """The prefix shared by every value (that of the smallest and largest), without trailing digits."""
     n = 0
     while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
         n += 1
     return re.sub(r"\d+$", "", lo[:n])
+
+
+# A string column is worth a note when at most this share of its values are not numbers.
+MAX_NON_NUMBER_SHARE = 0.1
+
+
+def _text_number_note(name: str, values: pa.ChunkedArray, n_unique: int) -> str | None:
+    """A note for a text column that is nearly all numbers: a few stray cells made it categorical."""
+    counts = pc.value_counts(values)
+    text = pd.Series(counts.field("values").to_pylist(), dtype=object).str.strip()
+    n = pd.Series(counts.field("counts").to_numpy())
+    total = int(n.sum())
+    for as_number, how in ((text, ""), (text.str.replace(",", ".", regex=False), "comma")):
+        number = pd.to_numeric(as_number, errors="coerce").notna()
+        bad = int(n[~number].sum())
+        if n[number].sum() and bad <= MAX_NON_NUMBER_SHARE * total:
+            break
+    else:
+        return None
+    if how == "comma":
+        sample = ", ".join(repr(v) for v in text[number & text.str.contains(",", regex=False)].head(2))
+        return (
+            f"column '{name}': values look like numbers written with a comma ({sample}), so it is modelled as "
+            f"categorical with {n_unique} categories; re-save the file with '.' as the decimal point and no thousands separators"
+        )
+    if bad == 0:
+        return None  # every value is a number kept as text on purpose (codes, zip codes ...)
+    odd = pd.Series(n[~number].to_numpy(), index=text[~number]).sort_values(ascending=False, kind="stable")
+    shown = ", ".join(f"{v!r} x{c}" for v, c in odd.head(3).items()) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+    return (
+        f"column '{name}': {bad} of {total} values are not numbers ({shown}), so it is modelled as categorical "
+        f"with {n_unique} categories; declare them missing (NA, an empty cell, or read_table null_values=[...]) "
+        f"or fix them to model it as a number"
+    )
+
+
+_PANDAS_INDEX = re.compile(r"^Unnamed: \d+$")
+
+
+def check_column_names(names: list[str], where: str) -> None:
+    """BadInput for an empty or duplicated column name: columns are addressed by name everywhere."""
+    for i, name in enumerate(names):
+        if not name.strip():
+            hint = ""
+            if i == 0:
+                hint = " (a CSV written with pandas' index has an unnamed first column: write it with index=False)"
+            elif i == len(names) - 1:
+                hint = " (a delimiter at the end of every line makes an unnamed last column)"
+            raise BadInput(f"{where}: column {i + 1} has an empty name{hint}; give every column a name")
+    dup = [n for n, k in Counter(names).items() if k > 1]
+    if dup:
+        raise BadInput(f"{where}: column name '{dup[0]}' occurs {names.count(dup[0])} times; rename the columns so each name is unique")
 
 
 def infer_schema(
@@ -215,50 +313,92 @@ def infer_schema(
     overrides: dict[str, dict[str, Any]] | None = None,
     overrides_source: str = "schema override",
 ) -> Schema:
-    """Infer one ColumnSpec per column; `overrides` maps column name -> fields to force."""
+    """Infer one ColumnSpec per column; `overrides` maps column name -> fields to force.
+
+    Data read as asked but probably not as meant becomes a note in `Schema.notes`, also
+    issued as a DataWarning.
+    """
     overrides = overrides or {}
+    check_column_names(table.column_names, source)
+    if table.num_rows == 0:
+        raise BadInput(f"{source}: has no rows; a schema is inferred from data")
     unknown = [n for n in overrides if n not in table.column_names]
     if unknown:
         raise BadInput(
             f"{overrides_source}: column '{unknown[0]}' is not in {source}; "
             f"columns there are: {', '.join(table.column_names)}"
         )
-    df = table.to_pandas()
-    n_rows = len(df)
-    columns = []
-    for field in table.schema:
-        name, t = field.name, field.type
-        if not _supported(t):
-            raise BadInput(
-                f"{source}: column '{name}' has unsupported Arrow type {t}; "
-                f"cast it to a number, string, bool or timestamp, or drop it"
-            )
-        values = df[name]
-        if pd.api.types.is_float_dtype(values.dtype):
-            values = values.replace([np.inf, -np.inf], np.nan)  # inf is treated as missing
-        nonnull = values.dropna()
-        if nonnull.empty:
-            raise BadInput(f"{source}: column '{name}' is entirely null; drop it or fill it before running")
-        base_type = t.value_type if pa.types.is_dictionary(t) else t
-        override = overrides.get(name, {})
-        bad = set(override) - _OVERRIDABLE
-        if bad:
-            raise BadInput(
-                f"{overrides_source}: column '{name}' sets '{sorted(bad)[0]}'; "
-                f"a schema override may set only: {', '.join(sorted(_OVERRIDABLE))}"
-            )
-        kind = override.get("kind") or _guess_kind(name, base_type, nonnull, n_rows)
-        if kind not in KINDS:
-            raise BadInput(f"{overrides_source}: column '{name}' has kind '{kind}'; kinds are: {', '.join(KINDS)}")
-        _check_kind(name, kind, base_type, overrides_source if "kind" in override else source)
-        null_rate = 1.0 - len(nonnull) / n_rows
-        spec = _describe(name, kind, field, nonnull, null_rate)
-        for key in ("min", "max", "decimals", "categories"):
-            if key in override:
-                setattr(spec, key, override[key])
-        columns.append(spec)
+    notes: list[str] = []
+    columns = [
+        _infer_column(field, table.column(field.name), table.num_rows, overrides.get(field.name, {}), source, overrides_source, notes)
+        for field in table.schema
+    ]
+    for note in notes:
+        warnings.warn(f"{source}: {note}", DataWarning, stacklevel=2)
     plain = pa.schema([f for f in table.schema], metadata=_non_pandas_metadata(table.schema))
-    return Schema(columns=columns, arrow=arrow_to_base64(plain))
+    return Schema(columns=columns, arrow=arrow_to_base64(plain), notes=notes)
+
+
+def _infer_column(
+    field: pa.Field, col: pa.ChunkedArray, n_rows: int, override: dict[str, Any], source: str, overrides_source: str, notes: list[str]
+) -> ColumnSpec:
+    name, t = field.name, field.type
+    if not pa.types.is_null(t) and not _supported(t):
+        raise BadInput(f"{source}: column '{name}' has unsupported Arrow type {t}; {_unsupported_hint(t)}")
+    values = _observed(col) if not pa.types.is_null(t) else col
+    if pa.types.is_null(t) or len(values) == 0:
+        raise BadInput(f"{source}: column '{name}' is entirely null; drop it or fill it before running")
+    bad = set(override) - _OVERRIDABLE
+    if bad:
+        raise BadInput(
+            f"{overrides_source}: column '{name}' sets '{sorted(bad)[0]}'; "
+            f"a schema override may set only: {', '.join(sorted(_OVERRIDABLE))}"
+        )
+    base_type = values.type  # dictionary-decoded
+    n_unique = pc.count_distinct(values).as_py()
+    kind = override.get("kind") or _guess_kind(name, base_type, n_unique, n_rows)
+    if kind not in KINDS:
+        raise BadInput(f"{overrides_source}: column '{name}' has kind '{kind}'; kinds are: {', '.join(KINDS)}")
+    _check_kind(name, kind, base_type, overrides_source if "kind" in override else source)
+    spec = _describe(name, kind, base_type, values, 1.0 - len(values) / n_rows)
+    spec = _apply_override(spec, base_type, override, overrides_source)
+    if kind == "categorical" and _is_text(t):  # plain text only: a dictionary column is categorical on purpose
+        note = _text_number_note(name, values, n_unique)
+        notes += [note] if note else []
+    if _PANDAS_INDEX.match(name):
+        notes.append(f"column '{name}' looks like a pandas index saved into the file; drop it unless it is data")
+    return spec
+
+
+def _apply_override(spec: ColumnSpec, t: pa.DataType, override: dict[str, Any], where: str) -> ColumnSpec:
+    """The spec with the override's min/max/decimals/categories, checked like the rest of the schema."""
+    fields = {k: override[k] for k in ("min", "max", "decimals", "categories") if k in override}
+    if not fields:
+        return spec
+    try:
+        spec = ColumnSpec.model_validate({**spec.model_dump(), **fields})
+    except ValidationError as exc:
+        key = str(exc.errors()[0]["loc"][0])
+        raise BadInput(f"{where}: column '{spec.name}' has {key} {fields.get(key)!r}; {_WANTED[key]}") from None
+    if spec.min is not None and spec.max is not None and spec.min > spec.max:
+        raise BadInput(f"{where}: column '{spec.name}' has min {spec.min} above max {spec.max}; swap or fix them")
+    if "categories" in fields and spec.categories is not None:
+        try:  # stored as the column's own values, so they compare equal to the data (2007.0 -> 2007)
+            spec.categories = pa.array(spec.categories).cast(t).to_pylist()
+        except (pa.ArrowException, TypeError, ValueError):
+            raise BadInput(
+                f"{where}: column '{spec.name}' has categories {spec.categories[:5]!r}, which are not {t} values; "
+                f"list values of the column's own type"
+            ) from None
+    return spec
+
+
+_WANTED = {
+    "min": "give a number",
+    "max": "give a number",
+    "decimals": "give a whole number of digits",
+    "categories": "give a list of values",
+}
 
 
 def _non_pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes] | None:

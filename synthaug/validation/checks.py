@@ -42,12 +42,6 @@ class ShardValidator:
         }
         return {"success": all(s["success"] for s in shards.values()), "shards": shards}
 
-    def write(self, out_dir: Path) -> None:
-        if self.suite is not None:
-            from synthaug.validation.expectations import write_artifacts
-
-            write_artifacts(self.suite, self.results, out_dir)
-
 
 def sample_rows(paths: list[Path], n: int, seed: int) -> pd.DataFrame:
     """A seeded uniform sample of at most `n` rows across shards, read column-wise from Parquet."""
@@ -105,8 +99,7 @@ def compute_metrics(
     return metrics
 
 
-def finish(
-    out_dir: Path,
+def build_report(
     validator: ShardValidator,
     shard_paths: list[Path],
     train: pd.DataFrame,
@@ -118,9 +111,9 @@ def finish(
     metrics_rows: int,
     header: dict[str, Any],
     fidelity_real: pd.DataFrame | None = None,
-) -> dict[str, Any]:
-    """After the last shard: metrics, gate verdicts, and report.json / report.html / junit.xml / expectations/."""
-    from synthaug.report import tabular as reports
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """After the last shard: metrics and gate verdicts. Returns the report and the synthetic
+    rows the metrics used (for the report's plots); io.artifacts.write_report writes the files."""
     from synthaug.validation.gates import GateResult, evaluate
 
     schema = validator.schema
@@ -129,7 +122,8 @@ def finish(
     if validator.suite is not None:
         metrics["expectations"] = validator.summary()
     failed_checks = [c for c in validator.checks if not c.passed]
-    results = [GateResult("shard_checks", float(len(failed_checks)), "<=", 0, not failed_checks, "; ".join(f"{c.name}: {c.detail}" for c in failed_checks[:3]))]
+    detail = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks[:3])
+    results = [GateResult("shard_checks", float(len(failed_checks)), "<=", 0, not failed_checks, detail)]
     results += evaluate(gates, metrics)
     passed = all(g.passed for g in results)
     report = {
@@ -141,9 +135,4 @@ def finish(
         "checks": [c.to_dict() for c in validator.checks],
         "expectations_detail": {k: {x: v for x, v in r.items() if x != "gx"} for k, r in validator.results.items()},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    validator.write(out_dir / "expectations")
-    reports.write_json(out_dir / "report.json", report)
-    reports.write_junit(out_dir / "junit.xml", report)
-    reports.write_html(out_dir / "report.html", report, train if fidelity_real is None else fidelity_real, synthetic, schema)
-    return report
+    return report, synthetic

@@ -93,7 +93,8 @@ class MixedEncoder:
                     out[:, j + 1] = null
                 j += 1 + p.has_nulls
             else:
-                codes = pd.Categorical(as_keys(df[p.name]), categories=p.levels).codes
+                # int64: pandas codes are int8 for few levels, and j + int8 overflows past column 127.
+                codes = pd.Categorical(as_keys(df[p.name]), categories=p.levels).codes.astype(np.int64)
                 seen = codes >= 0  # unseen values stay all-zero
                 out[np.flatnonzero(seen), j + codes[seen]] = 1.0
                 j += len(p.levels)

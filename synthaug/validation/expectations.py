@@ -8,8 +8,6 @@ validation itself.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -237,11 +235,10 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def write_artifacts(suite, results_by_shard: dict[str, dict], out_dir: str | Path) -> Path:
-    """Write suite.json, results/<shard>.json and static Data Docs into out_dir/docs/.
+def render_data_docs(suite, results_by_shard: dict[str, dict], site_dir: Path) -> None:
+    """Render GX Data Docs for the suite and every shard's result into `site_dir`.
 
-    Data Docs are rendered by a throwaway ephemeral context whose only site is a local
-    filesystem folder under out_dir, so nothing is written elsewhere. Returns docs/index.html.
+    A throwaway ephemeral context whose only site is that folder, so nothing is written elsewhere.
     """
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
     from great_expectations.core.run_identifier import RunIdentifier
@@ -250,38 +247,24 @@ def write_artifacts(suite, results_by_shard: dict[str, dict], out_dir: str | Pat
         ValidationResultIdentifier,
     )
 
-    out = Path(out_dir)
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps(suite.to_json_dict(), indent=2, default=str))
-    for shard, result in results_by_shard.items():
-        plain = {k: v for k, v in result.items() if k != "gx"}
-        (out / "results" / f"{_safe(shard)}.json").write_text(json.dumps(plain, indent=2, default=str))
-
     gx = _gx()
-    with tempfile.TemporaryDirectory(prefix="synthaug-docs-") as tmp:
-        site = {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": tmp},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
-        ctx = gx.get_context(mode="ephemeral")
-        ctx.add_data_docs_site("local", site)
-        ctx.suites.add(_suite_from_json(suite.to_json_dict(), suite.name))  # a copy: the caller's suite stays unbound
-        loader = ExpectationSuiteValidationResultSchema()
-        for shard, result in results_by_shard.items():
-            gx_result = loader.load(result["gx"])
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=_safe(shard), run_time=_run_time(result["gx"])),
-                batch_identifier=_safe(shard),
-            )
-            ctx.validation_results_store.set(key, gx_result)
-        ctx.build_data_docs(site_names=["local"])
-        docs = out / "docs"
-        if docs.exists():
-            shutil.rmtree(docs)
-        shutil.copytree(tmp, docs)
-    return docs / "index.html"
+    site = {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.add_data_docs_site("local", site)
+    ctx.suites.add(_suite_from_json(suite.to_json_dict(), suite.name))  # a copy: the caller's suite stays unbound
+    loader = ExpectationSuiteValidationResultSchema()
+    for shard, result in results_by_shard.items():
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+            run_id=RunIdentifier(run_name=safe_name(shard), run_time=_run_time(result["gx"])),
+            batch_identifier=safe_name(shard),
+        )
+        ctx.validation_results_store.set(key, loader.load(result["gx"]))
+    ctx.build_data_docs(site_names=["local"])
 
 
 def _run_time(gx_json: dict) -> datetime | None:
@@ -290,5 +273,5 @@ def _run_time(gx_json: dict) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))

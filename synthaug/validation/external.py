@@ -36,31 +36,29 @@ def validate_external(
 ) -> dict[str, Any]:
     import tempfile
 
+    import pyarrow.parquet as pq
+
     from synthaug.config.pipeline import conf_dirs, load_preset
-    from synthaug.io.publish import check_destination, discard, make_staging, publish
+    from synthaug.io.artifacts import write_json, write_report
+    from synthaug.io.publish import staged
     from synthaug.io.sources import read_table
     from synthaug.schema import infer_schema
-    from synthaug.validation.checks import ShardValidator, finish
+    from synthaug.validation.checks import ShardValidator, build_report
     from synthaug.validation.gates import GatesConfig
 
     gates_cfg = GatesConfig(**load_preset("gates", gates, conf_dirs(), "--gates"))
-    check_destination(out, overwrite, key="--out")
-    real_table = read_table(real, key="--real")
-    schema = infer_schema(real_table, source=str(real))
-    if target and target not in schema.names:
-        raise BadInput(f"--target '{target}' is not a column of {real}; columns there: {', '.join(schema.names)}")
-    holdout_df = _aligned(read_table(holdout, key="--holdout"), real_table.schema, holdout).to_pandas() if holdout else None
-    files = sorted(p for p in synthetic.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))) if synthetic.is_dir() else [synthetic]
-    if not files:
-        raise BadInput(f"{synthetic}: no files to validate; pass a file or a folder of shards")
-    train_df = real_table.to_pandas()
-    validator = ShardValidator(schema, train_df, gates_cfg, run_name="validate")
-    staging = make_staging(out, key="--out")
-    try:
+    inputs = {"real data": real, "synthetic data": synthetic, "holdout": holdout}
+    with staged(out, inputs=inputs, overwrite=overwrite, key="--out") as stage:
+        real_table = read_table(real, key="--real")
+        schema = infer_schema(real_table, source=str(real))
+        if target and target not in schema.names:
+            raise BadInput(f"--target '{target}' is not a column of {real}; columns there: {', '.join(schema.names)}")
+        holdout_df = _aligned(read_table(holdout, key="--holdout"), real_table.schema, holdout).to_pandas() if holdout else None
+        files = _synthetic_files(synthetic)
+        train_df = real_table.to_pandas()
+        validator = ShardValidator(schema, train_df, gates_cfg, run_name="validate")
         with tempfile.TemporaryDirectory() as tmp:
             # Each synthetic file is checked as one shard, re-written as Parquet in the real schema.
-            import pyarrow.parquet as pq
-
             shard_paths = []
             for i, f in enumerate(files):
                 table = _aligned(read_table(f, key="--synthetic"), real_table.schema, f)
@@ -68,10 +66,25 @@ def validate_external(
                 pq.write_table(table, path)
                 validator(path, table)
                 shard_paths.append(path)
-            header = {"name": f"validate {synthetic}", "rows": sum(pq.read_metadata(p).num_rows for p in shard_paths), "seed": seed}
-            report = finish(staging, validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header)
-        publish(staging, out)
-    except BaseException:
-        discard(staging)
-        raise
+            rows = sum(pq.read_metadata(p).num_rows for p in shard_paths)
+            header = {"name": f"validate {synthetic}", "rows": rows, "seed": seed}
+            report, sample = build_report(
+                validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header
+            )
+        write_report(stage.path, report, validator, train_df, sample, schema)
+        write_json(stage.path / "manifest.json", {"producer": "synthaug", "kind": "validate", "passed": report["passed"]})
+        stage.publish()
     return report
+
+
+def _synthetic_files(synthetic: Path) -> list[Path]:
+    if not synthetic.exists():
+        raise BadInput(f"{synthetic}: not found; check --synthetic")
+    if synthetic.is_dir():
+        files = sorted(p for p in synthetic.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+        files = [p for p in files if p.suffix.lower() in (".parquet", ".pq", ".parq", ".csv", ".tsv")] or files
+    else:
+        files = [synthetic]
+    if not files:
+        raise BadInput(f"{synthetic}: no files to validate; pass a file or a folder of shards")
+    return files

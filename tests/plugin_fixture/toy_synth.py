@@ -13,7 +13,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
+from synthaug.generators.tabular.base import TabularGenerator
+from synthaug.generators.tabular.onehot import sample_onehots
 
 
 class ToyConfig(BaseModel):
@@ -39,7 +40,7 @@ class ToyGenerator(TabularGenerator):
     def _build(self) -> Marginals:
         return Marginals(self.encoder.width)
 
-    def _fit(self, x: np.ndarray, trainer, seed: int) -> None:
+    def _fit_encoded(self, x: np.ndarray, trainer, seed: int) -> None:
         module, data = self._build(), torch.from_numpy(x)
         module.mean.copy_(data.mean(0))
         module.std.copy_(data.std(0).clamp_min(1e-3))

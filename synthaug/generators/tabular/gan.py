@@ -20,17 +20,24 @@ marginals stay right); an equality condition on a categorical column sets the co
 from __future__ import annotations
 
 import copy
-import warnings
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import Dataset
 
-from synthaug.generators.base import TrainerConfig
-from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.training.lightning import FidelityLayout, FidelityValidation, fit_module, lightning, split_validation, steps_per_epoch
+from synthaug.generators.base import Tags
+from synthaug.generators.tabular.base import TabularGenerator
+from synthaug.generators.tabular.onehot import sample_onehots
+from synthaug.training import random as draws
+from synthaug.training.config import TrainerConfig
+from synthaug.training.data import split_indices, steps_per_epoch, train_loader, val_loader
+from synthaug.training.fidelity import FidelityLayout, FidelityValidation
+from synthaug.training.lightning import fit_module, pl
+from synthaug.transforms.tabular import Span
 
 
 class GANConfig(BaseModel):
@@ -126,181 +133,195 @@ class CondSpans:
         return [c / c.sum() for c in self.counts]
 
 
-class TrainingBySampling(IterableDataset):
-    """Yields (real rows, their conditional vector) batches; epoch e is seeded by (seed, e)."""
+def by_sampling(cond: CondSpans, n_rows: int):
+    """Training-by-sampling batch keys: per row a conditioned group uniformly, a category by its
+    (log-)frequency, then a real row holding it. A key is (rows, group, category); without
+    discrete groups, rows are drawn uniformly and group is -1."""
 
-    def __init__(self, x: np.ndarray, cond: CondSpans, batch: int, steps: int, seed: int) -> None:
-        self.x, self.cond, self.batch, self.steps, self.seed = torch.from_numpy(x), cond, batch, steps, seed
-        self.epoch = 0
+    def keys(rng: np.random.Generator, batch: int, steps: int):
+        for _ in range(steps):
+            if not len(cond.live):
+                yield rng.integers(n_rows, size=batch), np.full(batch, -1), np.zeros(batch, dtype=np.int64)
+                continue
+            span = cond.live[rng.integers(len(cond.live), size=batch)]
+            u, v = rng.random(batch), rng.random(batch)
+            rows = np.empty(batch, dtype=np.int64)
+            cats = np.zeros(batch, dtype=np.int64)
+            for k in range(len(cond.spans)):
+                sel = np.flatnonzero(span == k)
+                if not len(sel):
+                    continue
+                cat = np.minimum(np.searchsorted(cond.train_cdf[k], u[sel], side="right"), len(cond.counts[k]) - 1)
+                pick = (v[sel] * cond.counts[k][cat]).astype(np.int64)
+                rows[sel] = cond.flat_rows[cond.starts[k][cat] + pick]
+                cats[sel] = cat
+            yield rows, span, cats
+
+    return keys
+
+
+class CondRows(Dataset):
+    """Encoded rows and their conditional vectors, built from a training-by-sampling key."""
+
+    def __init__(self, x: np.ndarray, cond: CondSpans) -> None:
+        self.x, self.cond = torch.from_numpy(np.ascontiguousarray(x)), cond
 
     def __len__(self) -> int:
-        return self.steps
+        return len(self.x)
 
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        for _ in range(self.steps):
-            yield self.draw(rng)
-
-    def draw(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        b, cond = self.batch, self.cond
-        if not len(cond.live):
-            return self.x[torch.from_numpy(rng.integers(len(self.x), size=b))], torch.zeros(b, cond.width)
-        span = cond.live[rng.integers(len(cond.live), size=b)]
-        u, v = rng.random(b), rng.random(b)
-        rows = np.empty(b, dtype=np.int64)
-        vec = torch.zeros(b, cond.width)
-        for k in range(len(cond.spans)):
-            sel = np.flatnonzero(span == k)
-            if not len(sel):
-                continue
-            cat = np.minimum(np.searchsorted(cond.train_cdf[k], u[sel], side="right"), len(cond.counts[k]) - 1)
-            pick = (v[sel] * cond.counts[k][cat]).astype(np.int64)
-            rows[sel] = cond.flat_rows[cond.starts[k][cat] + pick]
-            vec[torch.from_numpy(sel), torch.from_numpy(cond.offsets[k] + cat)] = 1.0
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, span, cats = key
+        vec = torch.zeros(len(rows), self.cond.width)
+        on = np.flatnonzero(span >= 0)
+        if len(on):
+            vec[torch.from_numpy(on), torch.from_numpy(self.cond.offsets[span[on]] + cats[on])] = 1.0
         return self.x[torch.from_numpy(rows)], vec
 
 
 # -- the Lightning module ----------------------------------------------------------
-def _lightning_module(width: int, spans, cond: CondSpans, cfg: GANConfig):
-    pl = lightning()
+class TabularGANModule(FidelityValidation, pl.LightningModule):
+    """Hyperparameters are plain data (width, spans as dicts, the conditioned roles, config dict),
+    so `TabularGANModule.load_from_checkpoint("checkpoints/best.ckpt")` rebuilds it."""
 
-    value_idx = [s.start for s in spans if s.kind == "value"]
-    groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
-    cond_groups = [(s.start, s.stop) for s in cond.spans]
+    def __init__(self, width: int, spans: list[dict[str, Any]], cond_roles: list[str], config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        cfg = self.cfg = GANConfig(**config)
+        self.spans = [Span(**s) for s in spans]
+        self.cond = cond = CondSpans(self.spans, tuple(cond_roles))
+        self.groups = [(s.start, s.stop) for s in self.spans if s.kind == "softmax"]
+        self.cond_groups = [(s.start, s.stop) for s in cond.spans]
+        self.generator = _generator_net(cfg.embedding_dim + cond.width, cfg.generator_dim, width)
+        # Weight averaging smooths the generator's oscillation around the equilibrium (Yazici et al. 2019):
+        # samples get better sooner and the epoch-selection signal gets less noisy.
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.ema_steps = 0
+        self.critic = Critic(width + cond.width, cfg.discriminator_dim, cfg.pac, cfg.dropout)
+        # Empirical frequencies of each conditional group, for unconditioned sampling (saved with the weights).
+        self.register_buffer("cond_freq", torch.zeros(cond.width))
+        self.register_buffer("value_idx", torch.tensor([s.start for s in self.spans if s.kind == "value"], dtype=torch.long))
+        self.val_rows = cfg.val_rows
 
-    class TabularGANModule(FidelityValidation, pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.automatic_optimization = False
-            self.generator = _generator_net(cfg.embedding_dim + cond.width, cfg.generator_dim, width)
-            # Weight averaging smooths the generator's oscillation around the equilibrium (Yazici et al. 2019):
-            # samples get better sooner and the epoch-selection signal gets less noisy.
-            self.ema = copy.deepcopy(self.generator).requires_grad_(False)
-            self.ema_steps = 0
-            self.critic = Critic(width + cond.width, cfg.discriminator_dim, cfg.pac, cfg.dropout)
-            # Empirical frequencies of each conditional group, for unconditioned sampling (saved with the weights).
-            self.register_buffer("cond_freq", torch.zeros(cond.width))
-            self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
-            self.val_rows = cfg.val_rows
+    # -- generation ----------------------------------------------------------
+    def raw(self, z: torch.Tensor, c: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        return (net or self.generator)(torch.cat([z, c], dim=1))
 
-        # -- generation ----------------------------------------------------------
-        def raw(self, z: torch.Tensor, c: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
-            return (net or self.generator)(torch.cat([z, c], dim=1))
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if not self.cfg.ema_decay:
+            return
+        self.ema_steps += 1
+        decay = min(self.cfg.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))  # short memory while young
+        for avg, live in zip(self.ema.parameters(), self.generator.parameters()):
+            avg.lerp_(live, 1 - decay)
+        for avg, live in zip(self.ema.buffers(), self.generator.buffers()):
+            avg.copy_(live)  # BatchNorm running statistics
 
-        @torch.no_grad()
-        def update_ema(self) -> None:
-            if not cfg.ema_decay:
-                return
-            self.ema_steps += 1
-            decay = min(cfg.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))  # short memory while young
-            for avg, live in zip(self.ema.parameters(), self.generator.parameters()):
-                avg.lerp_(live, 1 - decay)
-            for avg, live in zip(self.ema.buffers(), self.generator.buffers()):
-                avg.copy_(live)  # BatchNorm running statistics
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """Training heads: tanh offsets, Gumbel-softmax one-hot groups (differentiable)."""
+        parts = out.clone()
+        parts[:, self.value_idx] = torch.tanh(out[:, self.value_idx])
+        for a, b in self.groups:
+            parts[:, a:b] = nn.functional.gumbel_softmax(out[:, a:b], tau=self.cfg.gumbel_tau)
+        return parts
 
-        def activate(self, out: torch.Tensor) -> torch.Tensor:
-            """Training heads: tanh offsets, Gumbel-softmax one-hot groups (differentiable)."""
-            parts = out.clone()
-            parts[:, self.value_idx] = torch.tanh(out[:, self.value_idx])
-            for a, b in groups:
-                parts[:, a:b] = nn.functional.gumbel_softmax(out[:, a:b], tau=cfg.gumbel_tau)
-            return parts
-
-        def condition(self, n: int, generator: torch.Generator, fixed: dict[int, int]) -> torch.Tensor:
-            """Conditional vectors: the fixed category, else a column uniformly and a category by empirical frequency."""
-            c = torch.zeros(n, cond.width)
-            if not cond.spans:
-                return c
-            starts = [s.start for s in cond.spans]
-            chosen = [starts.index(k) for k in fixed if k in starts]
-            if chosen:
-                # The conditional vector holds one group; the rarest fixed category is the most useful to set.
-                k = min(chosen, key=lambda i: float(self.cond_freq[cond.offsets[i] + fixed[starts[i]]]))
-                c[:, cond.offsets[k] + fixed[starts[k]]] = 1.0
-                return c
-            live = [k for k, a in enumerate(cond.offsets) if float(self.cond_freq[a : a + cond.spans[k].width].sum()) > 0]
-            if not live:
-                return c
-            span = torch.tensor(live)[torch.randint(len(live), (n,), generator=generator)]
-            for k in live:
-                sel = torch.nonzero(span == k).squeeze(1)
-                if len(sel):
-                    a, w = int(cond.offsets[k]), cond.spans[k].width
-                    cat = torch.multinomial(self.cond_freq[a : a + w], len(sel), replacement=True, generator=generator)
-                    c[sel, a + cat] = 1.0
+    def condition(self, n: int, generator: torch.Generator, fixed: dict[int, int]) -> torch.Tensor:
+        """Conditional vectors: the fixed category, else a group uniformly and a category by empirical frequency."""
+        cond, dev = self.cond, self.device
+        c = torch.zeros(n, cond.width, device=dev)
+        if not cond.spans:
             return c
+        starts = [s.start for s in cond.spans]
+        chosen = [starts.index(k) for k in fixed if k in starts]
+        if chosen:
+            # The conditional vector holds one group; the rarest fixed category is the most useful to set.
+            k = min(chosen, key=lambda i: float(self.cond_freq[cond.offsets[i] + fixed[starts[i]]]))
+            c[:, cond.offsets[k] + fixed[starts[k]]] = 1.0
+            return c
+        live = [k for k, a in enumerate(cond.offsets) if float(self.cond_freq[a : a + cond.spans[k].width].sum()) > 0]
+        if not live:
+            return c
+        span = torch.tensor(live, device=dev)[draws.randint(len(live), n, generator=generator, device=dev)]
+        for k in live:
+            sel = torch.nonzero(span == k).squeeze(1)
+            if len(sel):
+                a, w = int(cond.offsets[k]), cond.spans[k].width
+                cat = draws.multinomial(self.cond_freq[a : a + w], len(sel), generator=generator)
+                c[sel, a + cat] = 1.0
+        return c
 
-        @torch.no_grad()
-        def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
-            c = self.condition(n, generator, fixed or {})
-            z = torch.randn(n, cfg.embedding_dim, generator=generator)
-            out = self.raw(z, c, self.ema if cfg.ema_decay else self.generator)
-            out[:, self.value_idx] = torch.tanh(out[:, self.value_idx])
-            return sample_onehots(out, spans, generator)
+    @torch.no_grad()
+    def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
+        c = self.condition(n, generator, fixed or {})
+        z = draws.randn(n, self.cfg.embedding_dim, generator=generator, device=self.device)
+        out = self.raw(z, c, self.ema if self.cfg.ema_decay else self.generator)
+        out[:, self.value_idx] = torch.tanh(out[:, self.value_idx])
+        return sample_onehots(out, self.spans, generator)
 
-        # -- losses ----------------------------------------------------------------
-        def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-            n = len(real) // cfg.pac
-            alpha = torch.rand(n, 1, 1).expand(n, cfg.pac, 1).reshape(n * cfg.pac, 1)
-            mix = (alpha * real[: n * cfg.pac] + (1 - alpha) * fake[: n * cfg.pac]).requires_grad_(True)
-            score = self.critic(mix)
-            grad = torch.autograd.grad(score.sum(), mix, create_graph=True)[0]
-            grad = grad.reshape(n, -1)
-            return ((grad.norm(2, dim=1) - 1) ** 2).mean()
+    # -- losses ----------------------------------------------------------------
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        pac = self.cfg.pac
+        n = len(real) // pac
+        alpha = draws.rand(n, 1, 1, device=self.device).expand(n, pac, 1).reshape(n * pac, 1)
+        mix = (alpha * real[: n * pac] + (1 - alpha) * fake[: n * pac]).requires_grad_(True)
+        score = self.critic(mix)
+        grad = torch.autograd.grad(score.sum(), mix, create_graph=True)[0]
+        grad = grad.reshape(n, -1)
+        return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
-        def cond_loss(self, out: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-            """Cross-entropy of each row's conditioned group against its condition."""
-            if not cond.spans:
-                return out.new_zeros(())
-            total = out.new_zeros(len(out))
-            for k, (a, b) in enumerate(cond_groups):
-                ck = c[:, cond.offsets[k] : cond.offsets[k] + (b - a)]
-                on = ck.sum(1)
-                total = total + nn.functional.cross_entropy(out[:, a:b], ck.argmax(1), reduction="none") * on
-            return total.mean()
+    def cond_loss(self, out: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each row's conditioned group against its condition."""
+        cond = self.cond
+        if not cond.spans:
+            return out.new_zeros(())
+        total = out.new_zeros(len(out))
+        for k, (a, b) in enumerate(self.cond_groups):
+            ck = c[:, cond.offsets[k] : cond.offsets[k] + (b - a)]
+            on = ck.sum(1)
+            total = total + nn.functional.cross_entropy(out[:, a:b], ck.argmax(1), reduction="none") * on
+        return total.mean()
 
-        def training_step(self, batch, batch_idx):
-            real, c_real = batch
-            opt_g, opt_d = self.optimizers()
-            n = len(real)
-            c_fake = c_real[torch.randperm(n)]  # as CTGAN: fakes carry an independent draw of conditions
+    def training_step(self, batch, batch_idx):
+        cfg, dev = self.cfg, self.device
+        real, c_real = batch
+        opt_g, opt_d = self.optimizers()
+        n = len(real)
+        c_fake = c_real[draws.randperm(n, device=dev)]  # as CTGAN: fakes carry an independent draw of conditions
 
-            self.toggle_optimizer(opt_d)
-            z = torch.randn(n, cfg.embedding_dim)
-            fake = self.activate(self.raw(z, c_fake)).detach()
-            real_in, fake_in = torch.cat([real, c_real], 1), torch.cat([fake, c_fake], 1)
-            loss_d = -(self.critic(real_in).mean() - self.critic(fake_in).mean())
-            if cfg.gp_lambda:
-                loss_d = loss_d + cfg.gp_lambda * self.gradient_penalty(real_in, fake_in)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(loss_d)
-            opt_d.step()
-            self.untoggle_optimizer(opt_d)
+        self.toggle_optimizer(opt_d)
+        z = draws.randn(n, cfg.embedding_dim, device=dev)
+        fake = self.activate(self.raw(z, c_fake)).detach()
+        real_in, fake_in = torch.cat([real, c_real], 1), torch.cat([fake, c_fake], 1)
+        loss_d = -(self.critic(real_in).mean() - self.critic(fake_in).mean())
+        if cfg.gp_lambda:
+            loss_d = loss_d + cfg.gp_lambda * self.gradient_penalty(real_in, fake_in)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
 
-            if (batch_idx + 1) % cfg.n_critic:
-                return
-            self.toggle_optimizer(opt_g)
-            c = c_real[torch.randperm(n)]
-            z = torch.randn(n, cfg.embedding_dim)
-            out = self.raw(z, c)
-            fake = self.activate(out)
-            loss_g = -self.critic(torch.cat([fake, c], 1)).mean() + self.cond_loss(out, c)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            opt_g.step()
-            self.untoggle_optimizer(opt_g)
-            self.update_ema()
-            self.log("train_loss", loss_g.detach(), on_step=False, on_epoch=True, prog_bar=True)
-            self.log("critic_loss", loss_d.detach(), on_step=False, on_epoch=True)
+        if (batch_idx + 1) % cfg.n_critic:
+            return
+        self.toggle_optimizer(opt_g)
+        c = c_real[draws.randperm(n, device=dev)]
+        z = draws.randn(n, cfg.embedding_dim, device=dev)
+        out = self.raw(z, c)
+        fake = self.activate(out)
+        loss_g = -self.critic(torch.cat([fake, c], 1)).mean() + self.cond_loss(out, c)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        self.update_ema()
+        self.log("train_loss", loss_g.detach(), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("critic_loss", loss_d.detach(), on_step=False, on_epoch=True, sync_dist=True)
 
-        # -- validation: a fidelity proxy ------------------------------------------------
-        def configure_optimizers(self):
-            opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas, weight_decay=cfg.generator_decay)
-            opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.discriminator_lr, betas=cfg.betas, weight_decay=cfg.discriminator_decay)
-            return opt_g, opt_d
-
-    return TabularGANModule()
+    def configure_optimizers(self):
+        cfg = self.cfg
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas, weight_decay=cfg.generator_decay)
+        opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.discriminator_lr, betas=cfg.betas, weight_decay=cfg.discriminator_decay)
+        return opt_g, opt_d
 
 
 class TabularGAN(TabularGenerator):
@@ -308,35 +329,33 @@ class TabularGAN(TabularGenerator):
 
     name = "gan"
     Config = GANConfig
+    tags = Tags(conditional=True, rebalance=True, multi_device=True)
 
-    def _cond(self) -> CondSpans:
-        roles = ("category", "null") if self.config.condition_on_nulls else ("category",)
-        return CondSpans(self.encoder.spans, roles)
+    def _roles(self) -> list[str]:
+        return ["category", "null"] if self.config.condition_on_nulls else ["category"]
 
-    def _build(self):
-        return _lightning_module(self.encoder.width, self.encoder.spans, self._cond(), self.config)
+    def _build(self) -> TabularGANModule:
+        spans = [asdict(s) for s in self.encoder.spans]
+        return TabularGANModule(self.encoder.width, spans, self._roles(), self.config.model_dump(mode="json"))
 
-    def _fit(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> None:
+    def _fit_encoded(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> dict[str, Any]:
         cfg = self.config
-        train, val = split_validation(x, trainer, seed)
-        cond = self._cond()
-        cond.index(train, cfg.log_frequency)
+        train_idx, val_idx = split_indices(len(x), trainer, seed)
+        train = x[train_idx]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.module = _lightning_module(self.encoder.width, self.encoder.spans, cond, cfg)
+            self.module = self._build()
+        cond = self.module.cond
+        cond.index(train, cfg.log_frequency)
         self.module.fidelity = FidelityLayout(self.encoder)
         if cond.spans:
             self.module.cond_freq.copy_(torch.from_numpy(np.concatenate(cond.empirical())).float())
         batch = min(trainer.batch_size, len(train))  # a batch larger than the table only repeats rows
         batch = max(cfg.pac, batch - batch % cfg.pac)
-        g_steps = steps_per_epoch(len(train), batch, trainer)
-        data = TrainingBySampling(train, cond, batch, g_steps * cfg.n_critic, seed)
-        train_dl = DataLoader(data, batch_size=None)
-        val_dl = None if val is None else DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(val)), batch_size=4096)
-        with warnings.catch_warnings():  # Lightning warns that __len__ of an IterableDataset may be wrong with workers; we use none
-            warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined.*")
-            fit_module(self.module, train_dl, val_dl, trainer, seed)
+        steps = steps_per_epoch(len(train), batch, trainer) * cfg.n_critic
+        train_dl = train_loader(CondRows(train, cond), by_sampling(cond, len(train)), batch, steps, seed)
+        return fit_module(self.module, train_dl, val_loader(None if val_idx is None else x[val_idx]), trainer, seed)
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         self.module.eval()
-        return self.module.generate(n, generator, fixed).numpy()
+        return self.module.generate(n, generator, fixed).cpu().numpy()

@@ -16,17 +16,23 @@ Each component must cover at least 30 training rows, so no component sits on one
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import asdict
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from synthaug.generators.base import TrainerConfig
-from synthaug.generators.tabular.common import TabularGenerator, sample_onehots
-from synthaug.training.lightning import FidelityLayout, FidelityValidation, fit_module, lightning, loaders, split_indices
-
+from synthaug.generators.base import Tags
+from synthaug.generators.tabular.base import TabularGenerator
+from synthaug.generators.tabular.onehot import sample_onehots
+from synthaug.training import random as draws
+from synthaug.training.config import TrainerConfig
+from synthaug.training.data import loaders, split_indices
+from synthaug.training.fidelity import FidelityLayout, FidelityValidation
+from synthaug.training.lightning import fit_module, pl
+from synthaug.transforms.tabular import Span
 
 PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture
 ROWS_PER_COMPONENT = 30  # at least this many training rows per mixture component
@@ -35,15 +41,19 @@ ROWS_PER_COMPONENT = 30  # at least this many training rows per mixture componen
 class VAEConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    latent_dim: int = Field(32, gt=0)
+    latent_dim: int = Field(32, gt=0, le=4096)
     hidden: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
     kl_warmup_epochs: int = Field(10, ge=0, description="epochs over which beta rises from 0")
     categorical_weight: float = Field(1.0, gt=0, description="loss weight of one-hot groups relative to offsets")
-    prior: Literal["mixture", "standard"] = Field("mixture", description="sample z from a Gaussian mixture fitted to the training rows' latent codes, or from N(0, I)")
-    prior_components: int = Field(10, gt=0, description="components of the fitted mixture (full covariances; at most one per 30 training rows)")
+    prior: Literal["mixture", "standard"] = Field(
+        "mixture", description="sample z from a Gaussian mixture fitted to the training rows' latent codes, or from N(0, I)"
+    )
+    prior_components: int = Field(
+        10, gt=0, le=1000, description="components of the fitted mixture (full covariances; at most one per 30 training rows)"
+    )
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -53,98 +63,103 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _lightning_module(width: int, spans, cfg: VAEConfig):
-    pl = lightning()
+class TabularVAEModule(FidelityValidation, pl.LightningModule):
+    """Hyperparameters are plain data (width, spans as dicts, config dict), so
+    `TabularVAEModule.load_from_checkpoint("checkpoints/best.ckpt")` rebuilds it."""
 
-    value_idx = [s.start for s in spans if s.kind == "value"]
-    groups = [(s.start, s.stop) for s in spans if s.kind == "softmax"]
+    def __init__(self, width: int, spans: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        cfg = self.cfg = VAEConfig(**config)
+        self.spans = [Span(**s) for s in spans]
+        self.value_spans = [s.start for s in self.spans if s.kind == "value"]
+        self.groups = [(s.start, s.stop) for s in self.spans if s.kind == "softmax"]
+        self.encoder = _mlp([width, *cfg.hidden])
+        self.to_mu = nn.Linear(cfg.hidden[-1], cfg.latent_dim)
+        self.to_logvar = nn.Linear(cfg.hidden[-1], cfg.latent_dim)
+        self.decoder = nn.Sequential(_mlp([cfg.latent_dim, *reversed(cfg.hidden)]), nn.Linear(cfg.hidden[0], width))
+        self.log_sigma = nn.Parameter(torch.full((len(self.value_spans),), math.log(0.1)))
+        self.register_buffer("value_idx", torch.tensor(self.value_spans, dtype=torch.long))
+        # The sampling distribution of z (saved): a Gaussian mixture; N(0, I) (all weight on a
+        # standard component) until fit_prior runs.
+        k, d = cfg.prior_components, cfg.latent_dim
+        self.register_buffer("prior_weights", torch.nn.functional.one_hot(torch.tensor(0), k).float())
+        self.register_buffer("prior_means", torch.zeros(k, d))
+        self.register_buffer("prior_chols", torch.eye(d).repeat(k, 1, 1))
 
-    class TabularVAEModule(FidelityValidation, pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = _mlp([width, *cfg.hidden])
-            self.to_mu = nn.Linear(cfg.hidden[-1], cfg.latent_dim)
-            self.to_logvar = nn.Linear(cfg.hidden[-1], cfg.latent_dim)
-            self.decoder = nn.Sequential(_mlp([cfg.latent_dim, *reversed(cfg.hidden)]), nn.Linear(cfg.hidden[0], width))
-            self.log_sigma = nn.Parameter(torch.full((len(value_idx),), math.log(0.1)))
-            self.register_buffer("value_idx", torch.tensor(value_idx, dtype=torch.long))
-            # The sampling distribution of z (saved): a Gaussian mixture; N(0, I) (all weight on
-            # a standard component) until fit_prior runs.
-            k, d = cfg.prior_components, cfg.latent_dim
-            self.register_buffer("prior_weights", torch.nn.functional.one_hot(torch.tensor(0), k).float())
-            self.register_buffer("prior_means", torch.zeros(k, d))
-            self.register_buffer("prior_chols", torch.eye(d).repeat(k, 1, 1))
+    @torch.no_grad()
+    def init_output_bias(self, column_means: np.ndarray) -> None:
+        """Start each one-hot head at the training frequencies (log p), so even a briefly
+        trained decoder gets category, mode and null rates right."""
+        last = self.decoder[-1]
+        for a, b in self.groups:
+            p = torch.as_tensor(column_means[a:b], dtype=last.bias.dtype, device=last.bias.device).clamp_min(1e-4)
+            last.bias[a:b] = torch.log(p / p.sum())
 
-        @torch.no_grad()
-        def init_output_bias(self, column_means: np.ndarray) -> None:
-            """Start each one-hot head at the training frequencies (log p), so even a briefly
-            trained decoder gets category, mode and null rates right."""
-            last = self.decoder[-1]
-            for a, b in groups:
-                p = torch.as_tensor(column_means[a:b], dtype=last.bias.dtype).clamp_min(1e-4)
-                last.bias[a:b] = torch.log(p / p.sum())
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
 
-        def forward(self, z: torch.Tensor) -> torch.Tensor:
-            return self.decoder(z)
+    def terms(self, x: torch.Tensor, stochastic: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean reconstruction loss and mean KL for a batch."""
+        cfg = self.cfg
+        h = self.encoder(x)
+        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
+        z = mu + draws.randn(*mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar) if stochastic else mu
+        out = self(z)
+        log_sigma = self.log_sigma.clamp(math.log(1e-3), math.log(1.0))
+        mean = torch.tanh(out[:, self.value_idx])
+        recon = (((x[:, self.value_idx] - mean) ** 2) / (2 * torch.exp(2 * log_sigma)) + log_sigma).sum(1)
+        for a, b in self.groups:
+            ce = nn.functional.cross_entropy(out[:, a:b], x[:, a:b].argmax(1), reduction="none")
+            recon = recon + cfg.categorical_weight * ce
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
+        return recon.mean(), kl.mean()
 
-        def terms(self, x: torch.Tensor, stochastic: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-            """Mean reconstruction loss and mean KL for a batch."""
-            h = self.encoder(x)
-            mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if stochastic else mu
-            out = self(z)
-            log_sigma = self.log_sigma.clamp(math.log(1e-3), math.log(1.0))
-            mean = torch.tanh(out[:, self.value_idx])
-            recon = (((x[:, self.value_idx] - mean) ** 2) / (2 * torch.exp(2 * log_sigma)) + log_sigma).sum(1)
-            for a, b in groups:
-                ce = nn.functional.cross_entropy(out[:, a:b], x[:, a:b].argmax(1), reduction="none")
-                recon = recon + cfg.categorical_weight * ce
-            kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
-            return recon.mean(), kl.mean()
+    @torch.no_grad()
+    def fit_prior(self, x: torch.Tensor, seed: int) -> None:
+        """Fit the sampling mixture to codes z ~ q(z | x) of the rows `x` (at least 2,000 draws)."""
+        from sklearn.mixture import GaussianMixture
 
-        @torch.no_grad()
-        def fit_prior(self, x: torch.Tensor, seed: int) -> None:
-            """Fit the sampling mixture to codes z ~ q(z | x) of the rows `x` (at least 2,000 draws)."""
-            from sklearn.mixture import GaussianMixture
+        x = x.to(self.device)
+        h = self.encoder(x)
+        mu, std = self.to_mu(h), torch.exp(0.5 * self.to_logvar(h).clamp(-10, 10))
+        g = torch.Generator().manual_seed(seed)
+        reps = -(-2000 // len(x))
+        z = torch.cat([mu + std * draws.randn(*mu.shape, generator=g, device=mu.device) for _ in range(reps)])
+        z = z.double().cpu().numpy()
+        # Few rows per component would let components sit on single rows' codes and decode near them.
+        k = max(1, min(self.cfg.prior_components, len(x) // ROWS_PER_COMPONENT))
+        gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
+        self.prior_weights.zero_()[:k] = torch.from_numpy(gmm.weights_).to(self.prior_weights)
+        self.prior_means[:k] = torch.from_numpy(gmm.means_).to(self.prior_means)
+        self.prior_chols[:k] = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)).to(self.prior_chols)
 
-            h = self.encoder(x)
-            mu, std = self.to_mu(h), torch.exp(0.5 * self.to_logvar(h).clamp(-10, 10))
-            g = torch.Generator().manual_seed(seed)
-            reps = -(-2000 // len(x))
-            z = torch.cat([mu + std * torch.randn(mu.shape, generator=g) for _ in range(reps)]).double().numpy()
-            # Few rows per component would let components sit on single rows' codes and decode near them.
-            k = max(1, min(cfg.prior_components, len(x) // ROWS_PER_COMPONENT))
-            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
-            self.prior_weights.zero_()[:k] = torch.from_numpy(gmm.weights_)
-            self.prior_means[:k] = torch.from_numpy(gmm.means_)
-            self.prior_chols[:k] = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_))
+    def training_step(self, batch, _):
+        cfg = self.cfg
+        recon, kl = self.terms(batch[0])
+        warm = min(1.0, (self.current_epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
+        loss = recon + cfg.beta * warm * kl
+        self.log("train_loss", recon + cfg.beta * kl, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
 
-        def training_step(self, batch, _):
-            recon, kl = self.terms(batch[0])
-            warm = min(1.0, (self.current_epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
-            loss = recon + cfg.beta * warm * kl
-            self.log("train_loss", recon + cfg.beta * kl, on_step=False, on_epoch=True, prog_bar=True)
-            return loss
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-        @torch.no_grad()
-        def generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
-            if cfg.prior == "mixture":
-                k = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
-                eps = torch.randn(n, cfg.latent_dim, generator=generator)
-                every = torch.einsum("kij,nj->nki", self.prior_chols, eps)  # eps through every component's factor
-                z = self.prior_means[k] + every[torch.arange(n), k]
-            else:
-                z = torch.randn(n, cfg.latent_dim, generator=generator)
-            out = self(z)
-            sigma = torch.exp(self.log_sigma.clamp(math.log(1e-3), math.log(1.0)))
-            noise = torch.randn(n, len(value_idx), generator=generator) * sigma
-            out[:, self.value_idx] = torch.tanh(out[:, self.value_idx]) + noise
-            return sample_onehots(out, spans, generator)
-
-    return TabularVAEModule()
+    @torch.no_grad()
+    def generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        d, dev = self.cfg.latent_dim, self.device
+        if self.cfg.prior == "mixture":
+            k = draws.multinomial(self.prior_weights, n, generator=generator)
+            eps = draws.randn(n, d, generator=generator, device=dev)
+            every = torch.einsum("kij,nj->nki", self.prior_chols, eps)  # eps through every component's factor
+            z = self.prior_means[k] + every[torch.arange(n, device=dev), k]
+        else:
+            z = draws.randn(n, d, generator=generator, device=dev)
+        out = self(z)
+        sigma = torch.exp(self.log_sigma.clamp(math.log(1e-3), math.log(1.0)))
+        noise = draws.randn(n, len(self.value_spans), generator=generator, device=dev) * sigma
+        out[:, self.value_idx] = torch.tanh(out[:, self.value_idx]) + noise
+        return sample_onehots(out, self.spans, generator)
 
 
 class TabularVAE(TabularGenerator):
@@ -152,24 +167,27 @@ class TabularVAE(TabularGenerator):
 
     name = "vae"
     Config = VAEConfig
+    tags = Tags(rebalance=True, multi_device=True)
 
-    def _build(self):
-        return _lightning_module(self.encoder.width, self.encoder.spans, self.config)
+    def _build(self) -> TabularVAEModule:
+        spans = [asdict(s) for s in self.encoder.spans]
+        return TabularVAEModule(self.encoder.width, spans, self.config.model_dump(mode="json"))
 
-    def _fit(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> None:
+    def _fit_encoded(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> dict[str, Any]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = self._build()
         self.module.fidelity = FidelityLayout(self.encoder)
         self.module.init_output_bias(x.mean(axis=0))
         train_dl, val_dl = loaders(x, trainer, seed)
-        fit_module(self.module, train_dl, val_dl, trainer, seed)
+        info = fit_module(self.module, train_dl, val_dl, trainer, seed)
         if self.config.prior == "mixture":
             train, _ = split_indices(len(x), trainer, seed)
             rows = np.random.default_rng(seed).permutation(train)[:PRIOR_ROWS]
             self.module.fit_prior(torch.from_numpy(x[rows]), seed)
+        return info
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         # The VAE does not condition natively: conditions are met by the rejection filter.
         self.module.eval()
-        return self.module.generate(n, generator).numpy()
+        return self.module.generate(n, generator).cpu().numpy()

@@ -1,13 +1,13 @@
-"""What every tabular family shares: checks, encoding, seeded batched sampling, conditions, save/load.
+"""The tabular half of the contract: Arrow in, Arrow out, encoding, conditions, rebalancing, save/load.
 
-A family implements three things on its torch module: `_fit(x, trainer, seed)` on the encoded
-float matrix, `_sample(n, generator, fixed)` returning encoded rows, and `_build()` creating its
-untrained module from `self.config` and `self.encoder` (used by load).
+A family implements, on its LightningModule: `_build()` (an untrained module from `self.config`
+and `self.encoder`), `_fit_encoded(x, trainer, seed)` on the encoded float matrix (returning
+what `training.lightning.fit_module` reported), and `_sample(n, generator, fixed)` returning
+encoded rows.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from synthaug.errors import BadInput
-from synthaug.generators.base import FORMAT_VERSION, MANIFEST, Generator, TrainerConfig, read_manifest
-from synthaug.generators.sampling import batch_seed, rejection_batches, renumber_ids
+from synthaug.generators.base import FORMAT_VERSION, MANIFEST, MIN_ROWS, Generator, read_manifest
+from synthaug.generators.sampling import apportion, batch_seed, rejection_batches, renumber_ids
 from synthaug.schema import Schema
+from synthaug.training.config import TrainerConfig
 from synthaug.transforms.tabular import TabularEncoder
 
 WEIGHTS = "weights.pt"
@@ -35,16 +36,30 @@ class TabularGenerator(Generator):
         self.module = None
 
     # -- the public methods coordinate -----------------------------------------
-    def fit(self, data, schema: Schema | None = None, trainer: TrainerConfig | None = None, *, seed: int = 0):
-        table, schema = self._checked_input(data, schema)
-        df = table.select(schema.names).to_pandas()
-        self.schema = schema
-        self.encoder = TabularEncoder().fit(df, schema, seed=seed)
-        x = self.encoder.encode(df)
-        self._fit(x, trainer or TrainerConfig(), seed)
-        return self
+    def _check_data(self, data: Any, schema: Schema | None) -> tuple[pa.Table, Schema]:
+        from synthaug.schema import infer_schema
 
-    def sample_tables(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[pa.Table]:
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        if table.num_rows < MIN_ROWS:
+            raise BadInput(f"training data has {table.num_rows} rows; {self.name} needs at least {MIN_ROWS}")
+        schema = schema or infer_schema(table)
+        missing = [c for c in schema.names if c not in table.column_names]
+        if missing:
+            raise BadInput(
+                f"column '{missing[0]}' of the schema is not in the training data; columns there: {', '.join(table.column_names)}"
+            )
+        return table.select(schema.names), schema
+
+    def _fit(self, table: pa.Table, schema: Schema, trainer: TrainerConfig, *, seed: int) -> dict[str, Any] | None:
+        self.schema = schema
+        # Arrow in (not pandas): int64 columns with nulls stay exact instead of turning float64.
+        self.encoder = TabularEncoder().fit(table, schema, seed=seed)
+        x = self.encoder.encode(table)
+        return self._fit_encoded(x, trainer, seed)
+
+    def sample_batches(
+        self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
         import torch
 
@@ -58,6 +73,11 @@ class TabularGenerator(Generator):
             return self.encoder.decode(self._sample(k, gen, fixed))
 
         return rejection_batches(draw, n, schema=self.schema, conditions=conditions, batch_size=batch_size, who=self.name)
+
+    def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000):
+        """Yield pandas DataFrames (at most `batch_size` rows each) totalling `n` rows."""
+        for table in self.sample_batches(n, seed=seed, conditions=conditions, batch_size=batch_size):
+            yield table.to_pandas()
 
     def sample_mixture(
         self,
@@ -84,7 +104,8 @@ class TabularGenerator(Generator):
             parts = []
             for i, (category, k) in enumerate(counts.items()):
                 if k:
-                    parts += self.sample_tables(k, seed=batch_seed(seed, batch_no, i), conditions={**(conditions or {}), column: category}, batch_size=k)
+                    wanted = {**(conditions or {}), column: category}
+                    parts += self.sample_batches(k, seed=batch_seed(seed, batch_no, i), conditions=wanted, batch_size=k)
                 left[category] -= k
             order = np.random.default_rng([seed, batch_no]).permutation(want)
             yield renumber_ids(pa.concat_tables(parts).take(order), self.schema, done)
@@ -107,11 +128,13 @@ class TabularGenerator(Generator):
 
     def _require_fitted(self) -> None:
         if self.module is None or self.encoder is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(data) or load(path) before sample()")
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(data) or load(path) before sampling")
 
     # -- save / load -------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         import torch
+
+        from synthaug.io.artifacts import versions
 
         self._require_fitted()
         path = Path(path)
@@ -119,7 +142,9 @@ class TabularGenerator(Generator):
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": self.name,
+            "modality": self.modality,
             "config": self.config.model_dump(mode="json"),
+            "fit": {**self.fit_info, "versions": versions()},
             "schema": self.schema.model_dump(mode="json"),
             "encoder": self.encoder.state_dict(),
         }
@@ -134,80 +159,50 @@ class TabularGenerator(Generator):
         manifest = read_manifest(path)
         if manifest.get("name") != cls.name:
             raise BadInput(f"{path}: holds a '{manifest.get('name')}' model, not '{cls.name}'; use synthaug.load_generator")
+        for key in ("schema", "encoder"):
+            if key not in manifest:
+                raise BadInput(f"{path / MANIFEST}: has no '{key}'; the model folder is damaged, re-save the model")
         gen = cls(manifest["config"])
-        gen.schema = Schema.model_validate(manifest["schema"])
-        gen.encoder = TabularEncoder.from_state(manifest["encoder"], gen.schema)
-        gen.module = gen._build()
+        gen.fit_info = manifest.get("fit") or {}
+        try:
+            gen.schema = Schema.model_validate(manifest["schema"])
+            gen.encoder = TabularEncoder.from_state(manifest["encoder"], gen.schema)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"{path / MANIFEST}: schema or encoder state is damaged ({type(exc).__name__}); re-save the model") from None
         try:
             state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-            gen.module.load_state_dict(state)
         except Exception as exc:  # torch raises many types for a damaged file
             raise BadInput(f"{path / WEIGHTS}: weights cannot be read ({type(exc).__name__}); the file is corrupt, re-save the model") from None
+        gen.module = gen._build_checked(state, path)
+        gen.module.load_state_dict(state)
         gen.module.eval()
         return gen
+
+    def _build_checked(self, state: dict, path: Path):
+        """Build the module on the meta device first (no memory), compare every tensor's shape with the
+        saved weights, and only then build it for real: a small generator.json asking for huge
+        layers fails here instead of exhausting memory."""
+        import torch
+
+        with torch.device("meta"):
+            probe = self._build()
+        want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if want != got:
+            diff = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got.get(k)]
+            raise BadInput(
+                f"{path}: generator.json does not match weights.pt (first difference: '{diff[0]}'); the model folder "
+                "is damaged or mixed from two models, re-save it"
+            )
+        return self._build()
 
     # -- what a family implements -------------------------------------------------
     def _build(self):
         raise NotImplementedError
 
-    def _fit(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> None:
+    def _fit_encoded(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> dict[str, Any] | None:
         raise NotImplementedError
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         """`n` encoded rows drawn with the torch `generator`; `fixed` as in _fixed_categories."""
         raise NotImplementedError
-
-
-def sample_onehots(logits, spans, generator):
-    """Replace each softmax span of `logits` (torch, rows x width) by a one-hot draw from it."""
-    return draw_groups(logits, tuple((s.start, s.stop) for s in spans if s.kind == "softmax"), generator)
-
-
-def draw_groups(logits, groups: tuple[tuple[int, int], ...], generator):
-    """Replace each `(start, stop)` group of `logits` by a one-hot categorical draw from its softmax.
-
-    All groups at once (inverse CDF with one uniform per row and group), so the cost does not
-    grow with the number of groups in Python; wide tables have dozens of mode and category groups.
-    """
-    import torch
-
-    out = logits.clone()
-    if not groups:
-        return out
-    cols, gid, member, first, last = _group_index(groups)
-    n = len(logits)
-    x = logits[:, cols].double()
-    index = gid.expand(n, -1)
-    peak = torch.full((n, len(groups)), -torch.inf, dtype=x.dtype).scatter_reduce(1, index, x, "amax")
-    e = torch.exp(x - peak.gather(1, index))
-    cum = e.cumsum(1)
-    within = cum - (cum - e)[:, first].gather(1, index)  # cumulative sum restarted at each group
-    threshold = torch.rand(n, len(groups), generator=generator, dtype=x.dtype) * within[:, last]
-    rank = ((within <= threshold.gather(1, index)).to(x.dtype) @ member).long()  # units passed in each group
-    pick = first + torch.minimum(rank, last - first)
-    out[:, cols] = torch.zeros(n, len(cols), dtype=out.dtype).scatter_(1, pick, 1.0)
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _group_index(groups: tuple[tuple[int, int], ...]):
-    """Columns of the groups, each column's group, the column-to-group 0/1 matrix, and each group's first and last position."""
-    import torch
-
-    cols = torch.tensor([j for a, b in groups for j in range(a, b)])
-    gid = torch.tensor([g for g, (a, b) in enumerate(groups) for _ in range(a, b)])
-    member = torch.nn.functional.one_hot(gid, len(groups)).double()
-    widths = torch.tensor([b - a for a, b in groups])
-    first = widths.cumsum(0) - widths
-    return cols, gid, member, first, first + widths - 1
-
-
-def apportion(n: int, weights: dict[Any, float]) -> dict[Any, int]:
-    """Split n into integer counts proportional to weights (largest remainder; ties by order)."""
-    keys = list(weights)
-    w = np.array([max(float(weights[k]), 0.0) for k in keys])
-    exact = n * w / w.sum()
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
-        counts[i] += 1
-    return dict(zip(keys, counts.tolist()))
