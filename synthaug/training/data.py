@@ -47,16 +47,21 @@ def _rank() -> tuple[int, int]:
 Keys = Callable[[np.random.Generator, int, int], Iterator[Any]]
 
 
-def shuffled_rows(n_rows: int) -> Keys:
-    """Batches of row indices from back-to-back permutations: every row once per pass."""
+class ShuffledRows:
+    """Batches of row indices from back-to-back permutations: every row once per pass.
+    (A class, not a closure, so a spawned distributed run can pickle it.)"""
 
-    def keys(rng: np.random.Generator, batch: int, steps: int) -> Iterator[np.ndarray]:
+    def __init__(self, n_rows: int) -> None:
+        self.n_rows = n_rows
+
+    def __call__(self, rng: np.random.Generator, batch: int, steps: int) -> Iterator[np.ndarray]:
         need = batch * steps
-        order = np.concatenate([rng.permutation(n_rows) for _ in range(-(-need // n_rows))])
+        order = np.concatenate([rng.permutation(self.n_rows) for _ in range(-(-need // self.n_rows))])
         for i in range(steps):
             yield order[i * batch : (i + 1) * batch]
 
-    return keys
+
+shuffled_rows = ShuffledRows  # the factory name some callers use
 
 
 class StepSampler(Sampler):
@@ -112,6 +117,6 @@ def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, D
     train = x[train_idx]
     batch = min(cfg.batch_size, len(train))
     steps = steps_per_epoch(len(train), batch, cfg)
-    return train_loader(Rows(train), shuffled_rows(len(train)), batch, steps, seed), val_loader(
+    return train_loader(Rows(train), ShuffledRows(len(train)), batch, steps, seed), val_loader(
         None if val_idx is None else x[val_idx]
     )

@@ -59,6 +59,14 @@ def stop_reason(trainer, cfg: TrainerConfig) -> str:
     return f"max_epochs ({cfg.max_epochs})"
 
 
+def _strategy(module, cfg: TrainerConfig) -> str:
+    """GANs step their two networks separately (manual optimisation), so under DDP each backward
+    leaves the other network's parameters without gradients: DDP must be told to expect that."""
+    if cfg.world_size > 1 and not module.automatic_optimization and cfg.strategy in ("ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{cfg.strategy}_find_unused_parameters_true"
+    return cfg.strategy
+
+
 def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor: str = "val_loss") -> dict:
     """Fit `module` in place, restore the weights of its best epoch; return what happened
     ({best_epoch, epochs, stopped, monitor, best_score})."""
@@ -85,7 +93,7 @@ def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor:
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy,
+        strategy=_strategy(module, cfg),
         precision=cfg.precision,
         deterministic=cfg.deterministic,
         enable_progress_bar=cfg.progress_bar,

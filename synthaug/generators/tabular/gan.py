@@ -133,15 +133,19 @@ class CondSpans:
         return [c / c.sum() for c in self.counts]
 
 
-def by_sampling(cond: CondSpans, n_rows: int):
+class BySampling:
     """Training-by-sampling batch keys: per row a conditioned group uniformly, a category by its
     (log-)frequency, then a real row holding it. A key is (rows, group, category); without
-    discrete groups, rows are drawn uniformly and group is -1."""
+    discrete groups, rows are drawn uniformly and group is -1. (A class, so spawned runs pickle it.)"""
 
-    def keys(rng: np.random.Generator, batch: int, steps: int):
+    def __init__(self, cond: CondSpans, n_rows: int) -> None:
+        self.cond, self.n_rows = cond, n_rows
+
+    def __call__(self, rng: np.random.Generator, batch: int, steps: int):
+        cond = self.cond
         for _ in range(steps):
             if not len(cond.live):
-                yield rng.integers(n_rows, size=batch), np.full(batch, -1), np.zeros(batch, dtype=np.int64)
+                yield rng.integers(self.n_rows, size=batch), np.full(batch, -1), np.zeros(batch, dtype=np.int64)
                 continue
             span = cond.live[rng.integers(len(cond.live), size=batch)]
             u, v = rng.random(batch), rng.random(batch)
@@ -156,8 +160,6 @@ def by_sampling(cond: CondSpans, n_rows: int):
                 rows[sel] = cond.flat_rows[cond.starts[k][cat] + pick]
                 cats[sel] = cat
             yield rows, span, cats
-
-    return keys
 
 
 class CondRows(Dataset):
@@ -353,7 +355,7 @@ class TabularGAN(TabularGenerator):
         batch = min(trainer.batch_size, len(train))  # a batch larger than the table only repeats rows
         batch = max(cfg.pac, batch - batch % cfg.pac)
         steps = steps_per_epoch(len(train), batch, trainer) * cfg.n_critic
-        train_dl = train_loader(CondRows(train, cond), by_sampling(cond, len(train)), batch, steps, seed)
+        train_dl = train_loader(CondRows(train, cond), BySampling(cond, len(train)), batch, steps, seed)
         return fit_module(self.module, train_dl, val_loader(None if val_idx is None else x[val_idx]), trainer, seed)
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
