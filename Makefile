@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo demo-images test lint bench clean
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/synthaug run pipelines/penguins.yaml --overwrite
 	@echo "output: out/penguins (data/ shards, manifest.json, report.html, report.json, junit.xml, model/)"
+
+demo-images: $(STAMP)
+	$(VENV)/bin/synthaug run pipelines/digits.yaml --overwrite
+	@echo "output: out/digits (data/ Hugging Face Parquet image shards, manifest.json, report.html, model/)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -62,8 +62,24 @@ sys.path.insert(0, str(ROOT))
 
 # Per table: real rows (train + holdout), holdout rows, synthetic rows, shards, TSTR target, seconds target.
 TABLES = {
-    "customers": {"real": 50_000, "holdout": 10_000, "synthetic": 100_000, "shards": 4, "target": "plan", "seconds": 30.0, "metrics_rows": [20_000, 100_000]},
-    "high-cardinality": {"real": 12_500, "holdout": 2_500, "synthetic": 20_000, "shards": 2, "target": "category", "seconds": 60.0, "metrics_rows": [20_000]},
+    "customers": {
+        "real": 50_000,
+        "holdout": 10_000,
+        "synthetic": 100_000,
+        "shards": 4,
+        "target": "plan",
+        "seconds": 30.0,
+        "metrics_rows": [20_000, 100_000],
+    },
+    "high-cardinality": {
+        "real": 12_500,
+        "holdout": 2_500,
+        "synthetic": 20_000,
+        "shards": 2,
+        "target": "category",
+        "seconds": 60.0,
+        "metrics_rows": [20_000],
+    },
 }
 MERCHANTS = 4_700
 
@@ -333,6 +349,14 @@ def child(workdir: Path, metrics_rows: int, seed: int, profile: str | None, resu
     result.write_text(json.dumps(out, default=float))
 
 
+def _tstr_real(f: dict) -> str:
+    """Train-on-real score and the chosen recipe (older code had no recipe)."""
+    t = f.get("tstr", {})
+    score = ", ".join(f"{k} {v:.4f}" for k, v in t.get("real", {}).items())
+    recipe = t.get("recipe")
+    return f"{score}; {recipe['model']} {recipe['params']}" if recipe else score
+
+
 def print_run(r: dict) -> None:
     print(f"\n### metrics_rows = {r['metrics_rows']:,}\n")
     print("| stage | seconds | peak RSS so far (MB) |")
@@ -355,11 +379,13 @@ def print_run(r: dict) -> None:
             rest = s["seconds"] - sum(x["seconds"] for x in parts)
             print(f"| &nbsp;&nbsp;└ (rest of finish: gates, dict building) | {rest:.2f} | |")
     print(f"| **total** | **{r['total_seconds']:.2f}** | **{r['peak_rss_mb']:,.0f}** |")
-    print(f"\ntotal / {r['target_seconds']:.0f} s target = {r['total_seconds'] / r['target_seconds']:.2f}; peak RSS {r['peak_rss_mb']:,.0f} MB")
+    share = r["total_seconds"] / r["target_seconds"]
+    print(f"\ntotal / {r['target_seconds']:.0f} s target = {share:.2f}; peak RSS {r['peak_rss_mb']:,.0f} MB")
     p, f = r["privacy"], r["fidelity"]
     print(
         f"metrics (sanity, synthetic = noisy resample of train): quality {f['quality']['overall']:.4f}, "
-        f"detection AUC {f['detection_auc']:.4f}, TSTR gap {f['tstr_gap']:.4f}, DCR share {p['dcr_share']:.4f}, "
+        f"detection AUC {f['detection_auc']:.4f}, TSTR gap {f['tstr_gap']:.4f} (train-on-real {_tstr_real(f)}), "
+        f"DCR share {p['dcr_share']:.4f}, "
         f"MIA AUC {p['mia_auc']:.4f}, exact-match rate {p['exact_match_rate']:.4f}; "
         f"gates failed: {[g['name'] for g in r['gates'] if not g['passed']] or 'none'}"
     )
@@ -391,12 +417,28 @@ def main(argv: list[str] | None = None) -> int:
         if not (workdir / "schema.json").exists():
             t0 = time.perf_counter()
             make_data(workdir, args.seed, args.table)
-            print(f"data ({args.table}): {spec['real']:,} real rows ({spec['real'] - spec['holdout']:,} train / {spec['holdout']:,} holdout), "
-                  f"{spec['synthetic']:,} synthetic in {spec['shards']} shards; made in {time.perf_counter() - t0:.1f} s (not timed below)")  # fmt: skip
+            train_rows = spec["real"] - spec["holdout"]
+            print(f"data ({args.table}): {spec['real']:,} real rows ({train_rows:,} train / {spec['holdout']:,} holdout), "
+                  f"{spec['synthetic']:,} synthetic in {spec['shards']} shards; made in {time.perf_counter() - t0:.1f} s "
+                  "(not timed below)")  # fmt: skip
         runs = []
         for rows in args.metrics_rows:
             result = workdir / f"result-{rows}.json"
-            cmd = [sys.executable, __file__, "--child", "--table", args.table, "--workdir", str(workdir), "--metrics-rows", str(rows), "--seed", str(args.seed), "--result", str(result)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--table",
+                args.table,
+                "--workdir",
+                str(workdir),
+                "--metrics-rows",
+                str(rows),
+                "--seed",
+                str(args.seed),
+                "--result",
+                str(result),
+            ]
             if args.profile:
                 cmd += ["--profile", args.profile if len(args.metrics_rows) == 1 else f"{args.profile}.{rows}"]
             subprocess.run(cmd, check=True)
@@ -407,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n| metrics_rows | total s | / {spec['seconds']:.0f} s target | peak RSS MB |")
         print("|---:|---:|---:|---:|")
         for r in runs:
-            print(f"| {r['metrics_rows']:,} | {r['total_seconds']:.2f} | {r['total_seconds'] / spec['seconds']:.2f} | {r['peak_rss_mb']:,.0f} |")
+            share = r["total_seconds"] / spec["seconds"]
+            print(f"| {r['metrics_rows']:,} | {r['total_seconds']:.2f} | {share:.2f} | {r['peak_rss_mb']:,.0f} |")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2, default=float))
     return 0

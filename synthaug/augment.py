@@ -20,8 +20,14 @@ def balance_shares(balance: BalanceConfig, schema: Schema, train: pd.DataFrame) 
     spec = schema.column(col)
     if spec.kind not in ("categorical", "boolean"):
         raise BadInput(f"augment.balance.column '{col}' is {spec.kind}; rebalancing needs a categorical or boolean column")
-    categories = list(spec.categories or [])
     counts = train[col].value_counts()
+    categories = list(spec.categories or [])
+    return shares_for(balance, categories, {c: int(counts.get(c, 0)) for c in categories})
+
+
+def shares_for(balance: BalanceConfig, categories: list[Any], counts: dict[Any, int]) -> dict[Any, float]:
+    """The strategy applied to real class counts (tables and images alike)."""
+    col = balance.column
     if balance.strategy == "ratios":
         if not balance.ratios:
             raise BadInput("augment.balance.ratios is empty; give {category: share, ...} or use strategy: equalize")
@@ -35,8 +41,8 @@ def balance_shares(balance: BalanceConfig, schema: Schema, train: pd.DataFrame) 
     if balance.ratios:
         raise BadInput(f"augment.balance.ratios is only read with strategy: ratios (strategy is {balance.strategy})")
     if balance.strategy == "complement":
-        top = max(int(counts.get(c, 0)) for c in categories)
-        deficit = {c: float(top - int(counts.get(c, 0))) for c in categories}
+        top = max(counts.get(c, 0) for c in categories)
+        deficit = {c: float(top - counts.get(c, 0)) for c in categories}
         if sum(deficit.values()) > 0:
             return {c: d for c, d in deficit.items() if d > 0}
     return {c: 1.0 for c in categories}

@@ -18,7 +18,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated sy
 EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
+MAX_MESSAGE = 600  # an error about a huge value stays one short line: its head and its advice (the tail)
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    message = message.replace("\r", " ").replace("\n", " ")  # one line, whatever the message holds
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:400]} ... {message[-(MAX_MESSAGE - 405):]}"
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -36,6 +42,10 @@ def _guard(fn):
         _fail(str(exc).splitlines()[0] if str(exc) else "bad input", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         _fail("interrupted; nothing was published", EXIT_INTERRUPTED)
+    except SystemExit as exc:  # a library that turns Ctrl-C into exit(1) (Lightning does) is still Ctrl-C
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("interrupted; nothing was published", EXIT_INTERRUPTED)
+        raise
     except Exception as exc:  # noqa: BLE001 - the top-level guard
         log = _crash_log(exc)
         _fail(f"internal error ({type(exc).__name__}: {str(exc)[:200]}); traceback in {log}", EXIT_INTERNAL)
@@ -78,35 +88,42 @@ def run(
     overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. trainer.max_epochs=5"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace output.dir if it holds an earlier synthaug output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    force: bool = typer.Option(False, "--force", help="run every stage even if the stage cache holds its result (and refresh the cache)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the stage cache"),
 ) -> None:
-    """Run a pipeline: fit, sample shards, validate, publish."""
+    """Run a pipeline: fit, sample shards, validate, publish (stages whose inputs did not change come from the cache)."""
 
     def body():
         from synthaug.config.pipeline import load_config
         from synthaug.pipeline.run import run_pipeline
 
         console = _console(quiet)
-        config = load_config(pipeline, overrides or [])
+        config = load_config(pipeline, [*(overrides or []), *(["cache.enabled=false"] if no_cache else [])])
         if quiet:
             config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"progress_bar": False})})
-        result = run_pipeline(config, overwrite=overwrite, log=lambda m: console.print(f"[bold]{m}[/bold]"), pipeline_file=pipeline)
+        result = run_pipeline(
+            config, overwrite=overwrite, log=lambda m: console.print(f"[bold]{m}[/bold]"), pipeline_file=pipeline, force=force
+        )
         m = result.manifest
+        _print_gates(m["gates"])
         if result.status == "published":
             typer.echo(f"published {m['rows']} rows in {len(m['shards'])} shard(s) to {result.path}")
         else:
-            _print_failed_gates(m["gates"])
             typer.echo(f"gates failed; shards quarantined in {result.path}", err=True)
         raise typer.Exit(result.exit_code)
 
     _guard(body)
 
 
-def _print_failed_gates(gates: list[dict]) -> None:
-    from synthaug.validation.gates import GateResult
+def _print_gates(gates: list[dict]) -> None:
+    """On stderr: a line per failed (and per skipped) gate, then `gates: 6 passed, 4 skipped: no --holdout`."""
+    from synthaug.report.shell import gate_line, gate_status, gate_summary
 
     for g in gates:
-        if not g["passed"]:
-            typer.echo(GateResult(**g).line(), err=True)
+        if gate_status(g) != "passed":
+            typer.echo(gate_line(g), err=True)
+    if gates:
+        typer.echo(f"gates: {gate_summary(gates)}", err=True)
 
 
 @app.command()
@@ -208,13 +225,58 @@ def validate(
     def body():
         from synthaug.validation.external import validate_external
 
+        if not 0 <= seed < 2**32:
+            _fail(f"--seed must be in [0, 2**32) (got {seed})")
+        if holdout is not None and real.exists() and holdout.exists() and real.resolve() == holdout.resolve():
+            _fail(f"--holdout {holdout} is the --real data itself; pass rows the generator never saw (or leave --holdout out)")
         report = validate_external(real, synthetic, holdout=holdout, gates=gates, target=target, out=out, seed=seed, overwrite=overwrite)
+        _print_gates(report["gates"])
         if report["passed"]:
             typer.echo(f"all gates passed; report in {out}")
             raise typer.Exit(0)
-        _print_failed_gates(report["gates"])
         typer.echo(f"gates failed; report in {out}", err=True)
         raise typer.Exit(EXIT_GATE_FAILED)
+
+    _guard(body)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run's output folder, e.g. out/penguins"),
+    out: Path = typer.Option(..., "--out", help="folder for the new report.json, report.html, junit.xml, expectations/"),
+    gates: Optional[str] = typer.Option(None, "--gates", help="judge with these gates instead of the run's own"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it holds an earlier synthaug report"),
+) -> None:
+    """Only the validate stage: rerun the checks on a finished run's shards with its recorded split; exit 0 or 1."""
+
+    def body():
+        from synthaug.pipeline.report import rerun_report
+
+        result = rerun_report(run_dir, out, gates=gates, overwrite=overwrite)
+        _print_gates(result["gates"])
+        typer.echo(f"report in {out}", err=not result["passed"])
+        raise typer.Exit(0 if result["passed"] else EXIT_GATE_FAILED)
+
+    _guard(body)
+
+
+@app.command()
+def ledger(
+    source: Path = typer.Argument(..., help="the source data whose DP releases to list (CSV, Parquet file or folder)"),
+    ledger_file: Path = typer.Option(Path("epsilon-ledger.jsonl"), "--ledger", help="the ledger file (privacy.ledger)"),
+    unit: Optional[str] = typer.Option(None, "--unit", help="privacy unit (row)"),
+) -> None:
+    """Print the epsilon spent on a source by DP releases, run by run (basic composition: sums)."""
+
+    def body():
+        from synthaug.io.sources import data_hash
+        from synthaug.training.ledger import Ledger
+
+        if not ledger_file.is_file():
+            _fail(f"{ledger_file}: no ledger there; pass --ledger <file> (privacy.ledger of your pipelines)")
+        if not source.exists():
+            _fail(f"{source}: not found; pass the source data the releases were made from")
+        typer.echo(Ledger(ledger_file).describe(data_hash(source), unit))
 
     _guard(body)
 

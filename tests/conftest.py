@@ -35,6 +35,7 @@ def write_pipeline(tmp_path):
             "gates": "none",
             "sample": {"n_rows": 300, "rows_per_shard": 128, "batch_size": 100},
             "output": {"dir": str(tmp_path / "out" / name)},
+            "cache": {"enabled": False},  # each test trains afresh; tests/test_cache.py turns it on
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(raw.get(key), dict):

@@ -26,6 +26,9 @@ SMALL = {
     "rbm": {"n_hidden": 32, "burn_in": 20, "thinning": 2, "n_chains": 50},
     "sdv_ctgan": {"embedding_dim": 32, "generator_dim": [64], "discriminator_dim": [64]},
     "sdv_tvae": {"embedding_dim": 16, "compress_dims": [32], "decompress_dims": [32]},
+    "image_gan": {"latent_dim": 16, "label_dim": 8, "generator_channels": 8, "discriminator_channels": 8},
+    "image_vae": {"latent_dim": 4, "label_dim": 4, "channels": 8, "prior_components": 2},
+    "image_rbm": {"n_hidden": 32, "burn_in": 10, "thinning": 2, "n_chains": 20, "val_images": 50},
 }
 
 
@@ -176,3 +179,19 @@ def test_checks_catch_a_sample_that_does_not_refuse_before_fit(toy_plugin):
     # Run / Assert
     with pytest.raises(AssertionError, match="must raise RuntimeError"):
         checks["sample_before_fit"]()
+
+
+def test_declared_expected_failures(toy_plugin):
+    # Setup: the seed-ignoring toy, with its known failures declared
+    from toy_synth import BrokenToy
+
+    reason = "draws its noise from torch's global RNG"
+    expected = {name: reason for name in ("seeded_sampling", "seeded_fit", "global_rng_untouched", "save_load")}
+
+    # Run: the declared failures pass as expected; a check declared but passing is reported
+    passed = check_generator(BrokenToy, expected_failures=expected)
+    with pytest.raises(AssertionError, match="expected to fail .* but passed"):
+        check_generator(BrokenToy, expected_failures={**expected, "config": "not really broken"})
+
+    # Assert
+    assert set(expected) <= set(passed)

@@ -36,6 +36,7 @@ def test_two_process_ddp_fit(family):
     batch = next(gen.sample_batches(20, seed=1))
     assert batch.num_rows == 20 and batch.schema.equals(table.schema, check_metadata=False)
     assert gen.fit_info["trainer"]["devices"] == 2
+    assert gen.fit_info["epochs"] == 2 and gen.fit_info["best_epoch"] in (0, 1)  # reported back from rank 0
 
 
 def test_multi_process_plain_ddp_is_refused():

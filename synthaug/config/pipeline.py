@@ -21,21 +21,33 @@ from synthaug.config.yaml import load_yaml_text, read_yaml
 from synthaug.errors import BadInput
 from synthaug.generators.base import short_repr
 from synthaug.training.config import TrainerConfig
+from synthaug.training.privacy import PrivacyConfig
 from synthaug.validation.gates import GatesConfig
+from synthaug.validation.image.gates import ImageGatesConfig
 
 PRESET_DIRS = {"generator": "generators", "trainer": "trainers", "gates": "gates"}
-DEFAULT_GATES = "default"
+MIN_METRIC_ROWS = 10  # fewer synthetic rows cannot be scored (3-fold detection, neighbours): refused before training
+DEFAULT_GATES = {"tabular": "default", "image": "images"}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ImageSourceConfig(_Strict):
+    """How image sources are read (an image family's pipeline): size and mode every image is converted to."""
+
+    size: tuple[int, int] | None = Field(None, description="[height, width]; default: the most common size in the source")
+    mode: Literal["L", "RGB"] | None = Field(None, description="default: the most common mode in the source")
+    format: Literal["imagefolder", "hf_parquet", "webdataset", "sklearn"] | None = Field(None, description="default: detected")
+
+
 class SourceConfig(_Strict):
-    path: str
+    path: str = Field(..., description="a table (CSV, Parquet file or folder) or images (folder, HF Parquet, WebDataset tars, sklearn:digits)")
     format: Literal["auto", "csv", "parquet"] = "auto"
     schema_path: str | None = Field(None, alias="schema", description="schema JSON overriding inference")
     sdv_metadata: str | None = Field(None, description="SDV metadata JSON whose sdtypes set the column kinds")
+    image: ImageSourceConfig = ImageSourceConfig()
 
 
 class SplitConfig(_Strict):
@@ -54,6 +66,9 @@ class SampleConfig(_Strict):
     batch_size: int = Field(10_000, gt=0)
     synthetic_column: str | None = Field(None, description="add a bool column of this name set to true")
     conditions: dict[str, Any] | None = None
+    format: Literal["parquet", "imagefolder", "hf_parquet", "webdataset"] | None = Field(
+        None, description="shard format: parquet for tables; hf_parquet (default), imagefolder or webdataset for images"
+    )
 
 
 class BalanceConfig(_Strict):
@@ -71,7 +86,28 @@ class AugmentConfig(_Strict):
 class ValidationConfig(_Strict):
     expectations: list[dict[str, Any]] = Field(default_factory=list, description="extra GX expectations: {expectation: name, kwargs: {...}}")
     suite: str | None = Field(None, description="an existing GX suite JSON used instead of the derived one")
-    metrics_rows: int = Field(20_000, gt=0, description="synthetic rows sampled (seeded) for fidelity and privacy metrics")
+    metrics_rows: int = Field(
+        20_000, ge=MIN_METRIC_ROWS, description="synthetic rows sampled (seeded) for fidelity and privacy metrics"
+    )
+
+
+class PrivacySection(PrivacyConfig):
+    """`privacy:` in a pipeline: train with DP-SGD and record the spend in an epsilon ledger."""
+
+    ledger: str | None = Field(None, description="the epsilon ledger file; default: <output parent>/epsilon-ledger.jsonl")
+    max_epsilon: float | None = Field(None, gt=0, description="refuse a release whose epsilon is above this")
+    max_total_epsilon: float | None = Field(None, gt=0, description="refuse a release that takes the source's total spend above this")
+
+    def ledger_path(self, output_dir: str) -> Path:
+        return Path(self.ledger) if self.ledger else Path(output_dir).parent / "epsilon-ledger.jsonl"
+
+
+class CacheConfig(_Strict):
+    """Stage cache (see synthaug/pipeline/cache.py): reuse a fitted model, or the whole published
+    result, when nothing it depends on changed."""
+
+    enabled: bool = True
+    dir: str | None = Field(None, description="default: <output parent>/.synthaug-cache")
 
 
 class OutputConfig(_Strict):
@@ -89,16 +125,20 @@ class PipelineConfig(_Strict):
     sample: SampleConfig
     augment: AugmentConfig = AugmentConfig()
     validation: ValidationConfig = ValidationConfig()
-    gates: GatesConfig = GatesConfig()
+    privacy: PrivacySection | None = Field(None, description="differentially private training (tabular families)")
+    cache: CacheConfig = CacheConfig()
+    gates: GatesConfig | ImageGatesConfig = GatesConfig()  # ImageGatesConfig: image families (gates: images)
     output: OutputConfig
 
     def config_hash(self) -> str:
-        """sha256 of everything that shapes the output (not where it goes, nor how it is shown).
+        """sha256 of everything that shapes the output (not its name or where it goes, nor how it is shown).
 
         Generator params are resolved to the family's typed config when the pipeline is loaded,
         so `{}` and the defaults written out hash alike."""
         data = self.model_dump(mode="json", by_alias=True)
         data.pop("output")
+        data.pop("name")  # a label: two runs that differ only in name make the same rows
+        data.pop("cache")
         data["trainer"] = self.trainer.public()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -147,17 +187,31 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _expand(raw: dict[str, Any], dirs: list[Path], where: str) -> dict[str, Any]:
-    raw.setdefault("gates", DEFAULT_GATES)
     for key, kind in (("generator", "generator"), ("trainer", "trainer"), ("gates", "gates")):
+        if key == "gates":
+            raw.setdefault("gates", DEFAULT_GATES[_modality(raw)])
         value = raw.get(key)
         if isinstance(value, str) and kind == "generator" and not _has_preset(kind, value, dirs):
-            value = {"name": value}  # a registered family without a preset file: its defaults
+            value = raw[key] = {"name": value}  # a registered family without a preset file: its defaults
         if isinstance(value, str):
             value = {"preset": value}
         if isinstance(value, dict) and "preset" in value:
             rest = {k: v for k, v in value.items() if k != "preset"}
             raw[key] = _merge(load_preset(kind, str(value["preset"]), dirs, where), rest)
     return raw
+
+
+def _modality(raw: dict[str, Any]) -> str:
+    """The modality of the pipeline's generator (its default gates differ); tabular if unknown."""
+    from synthaug.generators.base import available, get_generator
+
+    name = raw.get("generator", {}).get("name", "vae") if isinstance(raw.get("generator"), dict) else "vae"
+    if name not in available():
+        return "tabular"  # validate_config names the unknown generator
+    try:
+        return get_generator(str(name)).modality
+    except BadInput:
+        return "tabular"
 
 
 def _has_preset(kind: str, name: str, dirs: list[Path]) -> bool:
@@ -206,8 +260,24 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def validate_config(raw: dict[str, Any], where: str) -> PipelineConfig:
+    # The gates section is read as the generator's modality asks (a table's gates, or an image's), so
+    # an image gate in a table's pipeline is an unknown key, not a silent switch to image gates.
+    image = _modality(raw) == "image"
+    gates_model, other_model = (ImageGatesConfig, GatesConfig) if image else (GatesConfig, ImageGatesConfig)
+    section = {**raw}
+    if "gates" in raw:
+        try:
+            section["gates"] = gates_model.model_validate(raw["gates"])
+        except ValidationError as exc:
+            extra = next((e for e in exc.errors() if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), None)
+            if extra and str(extra["loc"][0]) in other_model.model_fields:
+                this, other, preset = ("images", "tables", "images") if image else ("tables", "images", "default")
+                raise BadInput(
+                    f"{where}: gates.{extra['loc'][0]} applies to {other}, not {this}; use gates: {preset} (or none)"
+                ) from None
+            raise BadInput(describe_error(exc, where, gates_model, prefix=("gates",))) from None
     try:
-        config = PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(section)
     except ValidationError as exc:
         raise BadInput(describe_error(exc, where, PipelineConfig)) from None
     from synthaug.generators.base import get_generator, make_config
@@ -221,10 +291,13 @@ def validate_config(raw: dict[str, Any], where: str) -> PipelineConfig:
     return config.model_copy(update={"generator": config.generator.model_copy(update={"params": params})})
 
 
-def describe_error(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
-    err = exc.errors()[0]
+def describe_error(exc: ValidationError, where: str, model: type[BaseModel], prefix: tuple[str, ...] = ()) -> str:
+    """One line for the first error; an unknown key comes first (a misspelt key is often why
+    another one is "missing"). `prefix`: where `model` sits in the pipeline (("gates",))."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
+    key = ".".join([*prefix, *loc])
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         return f"{where}: unknown key '{key}'; allowed keys there: {', '.join(allowed)}"

@@ -30,6 +30,9 @@ BUILTINS: dict[str, str] = {
     "vae": "synthaug.generators.tabular.vae:TabularVAE",
     "gan": "synthaug.generators.tabular.gan:TabularGAN",
     "rbm": "synthaug.generators.tabular.rbm:TabularRBM",
+    "image_gan": "synthaug.generators.image.gan:ImageGAN",
+    "image_vae": "synthaug.generators.image.vae:ImageVAE",
+    "image_rbm": "synthaug.generators.image.rbm:ImageRBM",
     # SDV baselines (optional extra, BUSL-1.1): see synthaug/generators/sdv.py
     "sdv_gaussian_copula": "synthaug.generators.sdv:SDVGaussianCopula",
     "sdv_ctgan": "synthaug.generators.sdv:SDVCTGAN",
@@ -199,3 +202,70 @@ def load_generator(path: str | Path) -> Generator:
     """Load any saved generator; its family comes from the manifest."""
     manifest = read_manifest(path)
     return get_generator(str(manifest["name"])).load(path)
+
+
+# -- saving and loading torch-based families -------------------------------------------
+WEIGHTS = "weights.pt"
+
+
+def write_model(path: str | Path, generator: Generator, state: dict[str, Any], module) -> None:
+    """generator.json (format version, family, config, how it was fitted + library versions, and the
+    family's own `state`) and weights.pt (the module's state dict, loaded with weights_only=True)."""
+    import torch
+
+    from synthaug.io.artifacts import versions
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": generator.name,
+        "modality": generator.modality,
+        "config": generator.config.model_dump(mode="json"),
+        "fit": {**generator.fit_info, "versions": versions()},
+        **state,
+    }
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    torch.save(module.state_dict(), path / WEIGHTS)
+
+
+def read_model(cls: type[Generator], path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict]:
+    """generator.json (checked: this family, the `keys` present) and the weights' state dict."""
+    import torch
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest.get("name") != cls.name:
+        raise BadInput(f"{path}: holds a '{manifest.get('name')}' model, not '{cls.name}'; use synthaug.load_generator")
+    for key in keys:
+        if key not in manifest:
+            raise BadInput(f"{path / MANIFEST}: has no '{key}'; the model folder is damaged, re-save the model")
+    try:
+        state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise BadInput(f"{path / WEIGHTS}: weights cannot be read ({type(exc).__name__}); the file is corrupt, re-save the model") from None
+    if not isinstance(state, dict):
+        raise BadInput(f"{path / WEIGHTS}: holds {type(state).__name__}, not a state dict; the file is corrupt, re-save the model")
+    return manifest, state
+
+
+def build_checked(build, state: dict, path: str | Path):
+    """Build the module on the meta device first (no memory), compare every tensor's shape with the
+    saved weights, and only then build it for real, loaded with them: a small generator.json asking
+    for huge layers fails here instead of exhausting memory."""
+    import torch
+
+    with torch.device("meta"):
+        probe = build()
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if want != got:
+        diff = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got.get(k)]
+        raise BadInput(
+            f"{path}: generator.json does not match weights.pt (first difference: '{diff[0]}'); the model folder "
+            "is damaged or mixed from two models, re-save it"
+        )
+    with torch.random.fork_rng(devices=[]):  # initial weights are overwritten; leave the global stream alone
+        module = build()
+    module.load_state_dict(state)
+    return module.eval()

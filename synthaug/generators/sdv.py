@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthaug.errors import BadInput
 from synthaug.generators.base import Tags
-from synthaug.generators.tabular.base import TabularGenerator
 from synthaug.generators.sampling import batch_seed, new_ids, rejection_batches
+from synthaug.generators.tabular.base import TabularGenerator
 from synthaug.schema import Schema, infer_schema
 from synthaug.training.config import TrainerConfig
 
@@ -250,9 +250,19 @@ class SDVGenerator(TabularGenerator):
     ) -> Iterator[pa.Table]:
         """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
         self._require_fitted()
+        from collections import Counter
+
+        from synthaug.schema.rules import apply_rules
+
+        if not isinstance(getattr(self, "rule_repairs", None), Counter):
+            self.rule_repairs = Counter()
 
         def draw(k: int, batch_no: int, round_no: int) -> pa.Table:
-            return _frame_to_arrow(self._draw(k, batch_seed(seed, batch_no, round_no)), self.schema, start=0)
+            table = _frame_to_arrow(self._draw(k, batch_seed(seed, batch_no, round_no)), self.schema, start=0)
+            # SDV knows nothing of the schema's structure rules: keep them here, as every synthaug family does.
+            table, repairs = apply_rules(table, self.schema, batch_seed(seed, batch_no, round_no, 0x52554C45), fixed=conditions or {})
+            self.rule_repairs.update(repairs)
+            return table
 
         return rejection_batches(draw, n, schema=self.schema, conditions=conditions, batch_size=batch_size, who=self.name)
 

@@ -84,3 +84,15 @@ def write_expectations(out: Path, suite, results_by_shard: dict[str, dict]) -> P
             shutil.rmtree(docs)
         shutil.copytree(tmp, docs)
     return docs / "index.html"
+
+
+def write_image_report(out_dir: Path, report: dict[str, Any], suite, results: dict, train, synth, labels) -> None:
+    """report.json, junit.xml, report.html (image grids) and expectations/ for an image run."""
+    from synthaug.report import image, shell
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if suite is not None:
+        write_expectations(out_dir / "expectations", suite, results)
+    write_json(out_dir / "report.json", report)
+    write_text(out_dir / "junit.xml", shell.junit_xml(report))
+    write_text(out_dir / "report.html", shell.html_page(report, image.sections(report, train, synth, labels)))

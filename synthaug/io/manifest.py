@@ -44,6 +44,7 @@ class RunManifest(BaseModel):
     balance: dict[str, Any] | None = None
     fit: dict[str, Any] | None = None  # best epoch, why training stopped, trainer settings
     epsilon: float | None = None  # differential privacy spent; None: the run is not DP
+    privacy: dict[str, Any] | None = None  # DP-SGD: noise multiplier, sampling rate, steps, accountant, delta, ledger entry
     gates: list[dict[str, Any]] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=versions)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,13 +38,27 @@ class ShardWriter:
     `on_shard(path, table)` runs after each shard is written (validation hooks in here).
     """
 
-    def __init__(self, run_dir: Path, schema: pa.Schema, rows_per_shard: int, synthetic_column: str | None = None, on_shard=None):
+    def __init__(
+        self,
+        run_dir: Path,
+        schema: pa.Schema,
+        rows_per_shard: int,
+        synthetic_column: str | None = None,
+        on_shard=None,
+        provenance: dict | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.data_dir = self.run_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         if synthetic_column:
             self.schema = schema.append(pa.field(synthetic_column, pa.bool_(), nullable=False))
+        if provenance:
+            # Parquet key-value metadata "synthaug": who made these rows, readable after any concat.
+            # Deterministic content (no run id or time), so the same seed still gives the same bytes.
+            meta = dict(self.schema.metadata or {})
+            meta[b"synthaug"] = json.dumps(provenance, sort_keys=True).encode()
+            self.schema = self.schema.with_metadata(meta)
         self.synthetic_column = synthetic_column
         self.rows_per_shard = rows_per_shard
         self.on_shard = on_shard

@@ -24,6 +24,17 @@ def sections(report: dict[str, Any], real: pd.DataFrame | None, synthetic: pd.Da
     privacy = report.get("metrics", {}).get("privacy") or {}
     if "dcr_histogram_synthetic_train" in privacy:
         parts += ["<h2>Privacy: distance to closest training row</h2>", _img(_dcr_figure(privacy))]
+    detection = report.get("metrics", {}).get("fidelity", {}).get("detection") or {}
+    if detection.get("top_features"):
+        rows = "".join(
+            f"<tr><td>{html.escape(str(f['feature']))}</td><td>{float(f['importance']):.3f}</td><td>{html.escape(str(f.get('detail', '')))}</td></tr>"
+            for f in detection["top_features"]
+        )
+        parts += [
+            f"<h2>Why rows are detectable (detection AUC {float(detection['auc']):.3f})</h2>",
+            "<p>The drop in the real-vs-synthetic classifier's AUC when one feature is shuffled: the features that give synthetic rows away.</p>",
+            f"<table><tr><th>feature</th><th>importance</th><th>detail</th></tr>{rows}</table>",
+        ]
     shapes = report.get("metrics", {}).get("fidelity", {}).get("quality", {}).get("column_shape_scores")
     if shapes:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in shapes.items() if v is not None)
@@ -63,6 +74,11 @@ def _distribution_figure(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sc
         if spec.kind in ("continuous", "integer", "datetime"):
             r, s = (pd.to_numeric(x.astype("int64") if spec.kind == "datetime" else x, errors="coerce") for x in (r, s))
             r, s = r[np.isfinite(r)], s[np.isfinite(s)]  # inf counts as missing, as in the schema
+            both = np.r_[r.to_numpy(float), s.to_numpy(float)]
+            top = float(np.abs(both).max()) if both.size else 1.0
+            if top > 1e300:  # near the float64 limits: plot in units of `top` so bins and ticks stay finite
+                r, s = r / top, s / top
+                ax.set_xlabel(f"x {top:.3g}", fontsize=7)
             bins = np.histogram_bin_edges(np.r_[r.to_numpy(float), s.to_numpy(float)], bins=30)
             ax.hist(r, bins=bins, alpha=0.5, density=True, label="real")
             ax.hist(s, bins=bins, alpha=0.5, density=True, label="synthetic")

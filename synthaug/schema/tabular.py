@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from synthaug.errors import BadInput
+from synthaug.schema.rules import Rule, check_rules, discover_rules, labels, rule_violations
 
 Kind = Literal["continuous", "integer", "categorical", "boolean", "datetime", "id", "constant"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
@@ -53,6 +54,9 @@ class ColumnSpec(BaseModel):
     tz: str | None = None
     step: int | None = None  # datetime: every value is a multiple of this many ticks (a day, a second...)
     prefix: str | None = None  # id columns: common string prefix kept on new ids
+    # Where min/max come from: "data" (observed in the training rows; validation widens them by a margin,
+    # see validation/shape.py) or "declared" (a schema override set min or max; validated exactly).
+    bounds: Literal["data", "declared"] = "data"
 
     @property
     def is_numeric(self) -> bool:
@@ -68,6 +72,15 @@ class Schema(BaseModel):
     # Data read as asked but probably not as meant, one line each (e.g. a numeric column with a
     # few text cells, modelled as categorical): shown as warnings, kept for people reading schema.json.
     notes: list[str] = Field(default_factory=list)
+    # Structure found in the data or declared by a person (synthaug.schema.rules): derived columns,
+    # inequalities, category dependencies and allowed combinations, value granularity. Generation
+    # keeps them; validation counts the rows that break them. Empty in schema files made before.
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules_fit_columns(self) -> Schema:
+        check_rules(self.rules, self.columns)
+        return self
 
     @property
     def names(self) -> list[str]:
@@ -90,8 +103,18 @@ class Schema(BaseModel):
         path = Path(path)
         try:
             return cls.model_validate_json(path.read_text())
-        except (OSError, ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            raise BadInput(f"{path}: not a synthaug schema JSON ({_validation_message(exc)})") from None
+        except (OSError, ValueError) as exc:
             raise BadInput(f"{path}: not a synthaug schema JSON ({_first_line(exc)})") from None
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """The first error of a pydantic ValidationError as one line: where, and what."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
 
 
 def arrow_to_base64(schema: pa.Schema) -> str:
@@ -312,13 +335,21 @@ def infer_schema(
     source: str = "data",
     overrides: dict[str, dict[str, Any]] | None = None,
     overrides_source: str = "schema override",
+    discover: bool = True,
+    seed: int = 0,
 ) -> Schema:
     """Infer one ColumnSpec per column; `overrides` maps column name -> fields to force.
+
+    Structure rules (synthaug.schema.rules) are discovered on a seeded sample unless `discover`
+    is False or the override file says otherwise (`read_overrides` carries its rules: a saved
+    schema's rule list is used as it is; a `{"columns": ..., "rules": [...]}` file adds declared
+    rules to the discovered ones, replacing a discovered rule of the same kind on the same
+    columns; `"discover_rules": false` keeps only the declared ones).
 
     Data read as asked but probably not as meant becomes a note in `Schema.notes`, also
     issued as a DataWarning.
     """
-    overrides = overrides or {}
+    overrides = overrides if overrides is not None else {}  # an empty Overrides may still carry rules
     check_column_names(table.column_names, source)
     if table.num_rows == 0:
         raise BadInput(f"{source}: has no rows; a schema is inferred from data")
@@ -333,10 +364,50 @@ def infer_schema(
         _infer_column(field, table.column(field.name), table.num_rows, overrides.get(field.name, {}), source, overrides_source, notes)
         for field in table.schema
     ]
+    rules = _rules(table, columns, overrides, overrides_source, discover=discover, seed=seed, notes=notes)
     for note in notes:
         warnings.warn(f"{source}: {note}", DataWarning, stacklevel=2)
     plain = pa.schema([f for f in table.schema], metadata=_non_pandas_metadata(table.schema))
-    return Schema(columns=columns, arrow=arrow_to_base64(plain), notes=notes)
+    return Schema(columns=columns, arrow=arrow_to_base64(plain), notes=notes, rules=rules)
+
+
+def _rule_identity(rule: Any) -> tuple:
+    """Rules that say the same kind of thing about the same columns (one derivation per column)."""
+    if rule.kind == "derived":
+        return (rule.kind, rule.column)
+    return (rule.kind, *sorted(rule.used()))
+
+
+def _rules(
+    table: pa.Table, columns: list[ColumnSpec], overrides: Any, where: str, *, discover: bool, seed: int, notes: list[str]
+) -> list[Any]:
+    """Discovered rules, merged with those an override file declares, checked against the columns."""
+    declared = getattr(overrides, "rules", None)
+    found: list[Any] = []
+    if discover and getattr(overrides, "discover_rules", True):
+        found, discovery_notes = discover_rules(table, columns, seed=seed)
+        notes += discovery_notes
+    if declared is not None:
+        try:
+            given = TypeAdapter(list[Rule]).validate_python(declared)
+        except ValidationError as exc:
+            hint = 'see README "Schema" for the rule kinds and their fields'
+            raise BadInput(f"{where}: rules.{_validation_message(exc)}; {hint}") from None
+        replaced = {_rule_identity(r) for r in given}
+        found = [r for r in found if _rule_identity(r) not in replaced] + given
+    try:
+        check_rules(found, columns)
+    except ValueError as exc:
+        raise BadInput(f"{where}: {exc}; fix or remove that rule") from None
+    specs = {c.name: c for c in columns}
+    for rule, label in zip(found, labels(found)):
+        if rule.origin == "declared" and rule.hard:
+            broken = int(rule_violations(table, rule, specs).sum())
+            if broken:
+                notes.append(
+                    f"declared rule '{label}' is broken by {broken} of {table.num_rows} rows of the data; generated rows will keep it"
+                )
+    return found
 
 
 def _infer_column(
@@ -373,6 +444,8 @@ def _infer_column(
 def _apply_override(spec: ColumnSpec, t: pa.DataType, override: dict[str, Any], where: str) -> ColumnSpec:
     """The spec with the override's min/max/decimals/categories, checked like the rest of the schema."""
     fields = {k: override[k] for k in ("min", "max", "decimals", "categories") if k in override}
+    if "min" in fields or "max" in fields:
+        fields["bounds"] = "declared"
     if not fields:
         return spec
     try:
@@ -406,8 +479,24 @@ def _non_pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes] | None:
     return meta or None
 
 
-def read_overrides(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a schema override file: a saved synthaug schema or {"columns": {name: {field: value}}}."""
+class Overrides(dict):
+    """Column overrides (name -> fields to force), plus the rules an override file declares.
+
+    `rules` is None when the file has no "rules" key; `discover_rules` says whether inference
+    still discovers rules (False for a saved schema that lists its rules: that list is the
+    whole truth, so deleting a rule there removes it).
+    """
+
+    def __init__(self, columns: Any = (), *, rules: list[Any] | None = None, discover_rules: bool = True) -> None:
+        super().__init__(columns)
+        self.rules = rules
+        self.discover_rules = discover_rules
+
+
+def read_overrides(path: str | Path) -> Overrides:
+    """Read a schema override file: a saved synthaug schema, or
+    {"columns": {name: {field: value}}, "rules": [...], "discover_rules": true}
+    (every key optional, at least one of columns and rules)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: schema file not found; fix the path in source.schema")
@@ -416,8 +505,18 @@ def read_overrides(path: str | Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: not valid JSON ({_first_line(exc)}); fix the file") from None
     columns = raw.get("columns") if isinstance(raw, dict) else None
-    if isinstance(columns, list):  # a full saved schema: keep what a user may override
-        return {c["name"]: {k: v for k, v in c.items() if k in _OVERRIDABLE} for c in columns}
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    if rules is not None and not isinstance(rules, list):
+        example = '{"kind": "inequality", "left": ..., "right": ...}'
+        raise BadInput(f'{path}: "rules" must be a list of rule objects ({example}); see README "Schema"')
+    discover = raw.get("discover_rules") if isinstance(raw, dict) else None
+    if discover is not None and not isinstance(discover, bool):
+        raise BadInput(f'{path}: "discover_rules" must be true or false')
+    if isinstance(columns, list):  # a full saved schema: keep what a user may override, and its rules as listed
+        fields = {c["name"]: {k: v for k, v in c.items() if k in _OVERRIDABLE} for c in columns}
+        return Overrides(fields, rules=rules, discover_rules=(rules is None) if discover is None else discover)
     if isinstance(columns, dict) and all(isinstance(v, dict) for v in columns.values()):
-        return columns
-    raise BadInput(f'{path}: expected {{"columns": {{"<name>": {{"kind": ...}}}}}}; see README "Schema"')
+        return Overrides(columns, rules=rules, discover_rules=True if discover is None else discover)
+    if columns is None and rules is not None:
+        return Overrides({}, rules=rules, discover_rules=True if discover is None else discover)
+    raise BadInput(f'{path}: expected {{"columns": {{"<name>": {{"kind": ...}}}}}} and/or {{"rules": [...]}}; see README "Schema"')

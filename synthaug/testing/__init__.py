@@ -16,9 +16,12 @@ check, the generator and what to fix. The checks share one fitted model per
 ``generator_checks`` call (fitted on first use), so a whole suite costs a handful of fits.
 
 Which checks run: the common ones for every generator; a modality's own (tabular: Arrow
-schema, bounds, conditions, input checks); and by tags: ``saves`` -> save/load round trip,
+schema, bounds, conditions, input checks; image: size, mode, dtype and labels of the batches,
+conditions by label index or name, input checks; both: seeded sampling and fit, global RNG left
+alone); and by tags: ``saves`` -> save/load round trip,
 otherwise ``save_refuses`` (e.g. the SDV baselines, which only pickle); ``rebalance`` ->
-``sample_mixture`` counts. A check a family is known to fail is declared in
+``sample_mixture`` counts. Tiny data per modality: ``tiny_table()`` (tabular),
+``tiny_images()`` (200 of scikit-learn's 8x8 digits). A check a family is known to fail is declared in
 ``Tags(expected_failures={"check_name": "why"})`` or passed as ``expected_failures=``: it then
 passes when the check fails, and fails when the check unexpectedly passes (remove the entry).
 """
@@ -32,12 +35,13 @@ import pandas as pd
 import pyarrow as pa
 
 from synthaug.generators.base import Generator
-from synthaug.testing import common, tabular
+from synthaug.testing import common, image, tabular
 from synthaug.testing.context import Context
 from synthaug.testing.data import tiny_table
+from synthaug.testing.image import tiny_images
 from synthaug.training.config import TrainerConfig
 
-__all__ = ["TINY_TRAINER", "check_generator", "checks_for", "generator_checks", "tiny_table"]
+__all__ = ["TINY_TRAINER", "check_generator", "checks_for", "generator_checks", "tiny_images", "tiny_table"]
 
 # A few epochs, no validation split, no progress bar: every check fits in seconds on 2 CPU cores.
 TINY_TRAINER = TrainerConfig(max_epochs=3, batch_size=64, patience=0, val_fraction=0.0, progress_bar=False)
@@ -57,6 +61,15 @@ BY_MODALITY: dict[str, dict[str, Callable[[Context], None]]] = {
         "bad_conditions": tabular.check_bad_conditions,
         "fit_rejects_missing_column": tabular.check_fit_rejects_missing_column,
     },
+    "image": {
+        "samples_match_schema": image.check_samples_match_schema,
+        "seeded_sampling": common.check_seeded_sampling,
+        "seeded_fit": common.check_seeded_fit,
+        "global_rng_untouched": common.check_global_rng_untouched,
+        "conditions": image.check_conditions,
+        "bad_conditions": image.check_bad_conditions,
+        "fit_rejects_bad_data": image.check_fit_rejects_bad_data,
+    },
 }
 
 
@@ -70,6 +83,8 @@ def checks_for(cls: type[Generator]) -> dict[str, Callable[[Context], None]]:
         checks["save_refuses"] = common.check_save_refuses
     if cls.tags.rebalance and cls.modality == "tabular":
         checks["rebalance"] = tabular.check_rebalance
+    if cls.tags.rebalance and cls.modality == "image":
+        checks["rebalance"] = image.check_rebalance
     return checks
 
 

@@ -24,7 +24,7 @@ class Context:
     """What the checks of one generator share: its class, the data, and one lazily fitted model."""
 
     target: str | type[Generator]
-    data: pa.Table | pd.DataFrame | None
+    data: pa.Table | pd.DataFrame | Any | None  # an ImageSet for modality "image"
     config: Any
     trainer: TrainerConfig
     _fitted: Generator | None = field(default=None, repr=False)
@@ -47,7 +47,16 @@ class Context:
         return self.data if isinstance(self.data, pa.Table) else pa.Table.from_pandas(self.data, preserve_index=False)
 
     @property
+    def images(self):
+        """Modality "image": the ImageSet given as data, else `testing.image.tiny_images()`."""
+        from synthaug.testing.image import tiny_images
+
+        return tiny_images() if self.data is None else self.data
+
+    @property
     def schema(self) -> Schema:
+        if self.cls.modality == "image":
+            return self.images.schema
         return infer_schema(self.table)
 
     def new(self) -> Generator:
@@ -56,7 +65,8 @@ class Context:
     def fit(self, seed: int = 0) -> tuple[Generator, Any]:
         gen = self.new()
         start = time.perf_counter()
-        returned = gen.fit(self.table, self.schema, self.trainer, seed=seed)
+        data = self.images if self.cls.modality == "image" else self.table
+        returned = gen.fit(data, self.schema, self.trainer, seed=seed)
         self.fit_seconds = round(time.perf_counter() - start, 2)
         return gen, returned
 
@@ -86,6 +96,10 @@ class Context:
     def sample(self, gen: Generator | None = None, *, n: int = N_SAMPLE, seed: int = 0, conditions=None) -> pa.Table:
         gen = gen or self.fitted
         batches = list(gen.sample_batches(n, seed=seed, conditions=conditions, batch_size=BATCH))
+        if self.cls.modality == "image":
+            from synthaug.generators.image.base import ImageBatch
+
+            return ImageBatch.concat(batches)
         return pa.concat_tables(batches) if batches else pa.table({})
 
 
@@ -94,6 +108,8 @@ def fail(ctx: Context, check: str, message: str) -> AssertionError:
 
 
 def same(a: pa.Table, b: pa.Table) -> bool:
+    if not isinstance(a, pa.Table):  # image batches: pixels, labels and keys
+        return a.images.shape == b.images.shape and (a.images == b.images).all() and (a.labels == b.labels).all() and a.keys == b.keys
     return a.schema.equals(b.schema) and a.equals(b)
 
 
@@ -107,6 +123,13 @@ def schema_difference(got: pa.Schema, want: pa.Schema) -> str:
 
 
 def first_difference(a: pa.Table, b: pa.Table) -> str:
+    if not isinstance(a, pa.Table):
+        for part in ("images", "labels"):
+            x, y = getattr(a, part), getattr(b, part)
+            if x.shape != y.shape or not (x == y).all():
+                where = np.argwhere(x != y)[0].tolist() if x.shape == y.shape else f"shapes {x.shape} vs {y.shape}"
+                return f"{part} differ (first at {where})"
+        return "keys differ"
     for name in a.column_names:
         if name in b.column_names and not a[name].equals(b[name]):
             return f"column '{name}' differs, e.g. {a[name].slice(0, 3).to_pylist()} vs {b[name].slice(0, 3).to_pylist()}"

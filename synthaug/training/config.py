@@ -29,6 +29,9 @@ _OWNED = {
 # Strategies that start their processes from inside this one; others (plain "ddp") re-run the
 # whole command once per rank, which the pipeline cannot do safely yet.
 IN_PROCESS_STRATEGIES = ("auto", "ddp_spawn", "ddp_fork", "ddp_notebook")
+# Precisions the families train in: their data is float32, so a whole-network 16/bf16/64 ("-true")
+# precision fails on the first batch; mixed precision casts inside the step and works.
+SUPPORTED_PRECISIONS = ("32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16")
 
 
 class TrainerConfig(BaseModel):
@@ -91,6 +94,8 @@ def check_trainer(cfg: TrainerConfig, where: str = "trainer") -> None:
             f"{where}.strategy={cfg.strategy} with {cfg.world_size} processes would re-run the whole command per rank; "
             f"use {where}.strategy=ddp_spawn (or ddp_fork) for now"
         )
+    if cfg.precision not in SUPPORTED_PRECISIONS:
+        raise BadInput(f"{where}.precision={cfg.precision} is not supported (the data is float32); use 32-true, 16-mixed or bf16-mixed")
     clash = sorted(set(cfg.extra) & _OWNED)
     if clash:
         raise BadInput(f"{where}.extra.{clash[0]}: set it as {where}.{_own_key(clash[0])}, not through extra")

@@ -122,7 +122,8 @@ class FidelityValidation:
             raise RuntimeError(f"{type(self).__name__}.fidelity is not set; set module.fidelity = FidelityLayout(encoder) before training")
         was_training = self.training
         self.eval()
-        fake = self.validation_sample(self.val_rows, torch.Generator().manual_seed(0))
+        with torch.autocast(self.device.type, enabled=False):  # sampling maths in full precision under mixed-precision training
+            fake = self.validation_sample(self.val_rows, torch.Generator().manual_seed(0))
         self.train(was_training)
         gap = self.fidelity.gap(torch.cat(self._val_real), fake)
         self.log("val_loss", gap, sync_dist=True)  # what early stopping and checkpoints monitor

@@ -31,8 +31,8 @@ class BestWeights(pl.Callback):
     stopped, and puts the best weights back into the module when training ends (on every rank,
     so a spawned run hands the best weights back to the main process)."""
 
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
+    def __init__(self, monitor: str, cfg: TrainerConfig) -> None:
+        self.monitor, self.cfg = monitor, cfg
         self.best = float("inf")
         self.best_epoch: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
@@ -46,17 +46,35 @@ class BestWeights(pl.Callback):
     def on_train_end(self, trainer, module) -> None:
         if self.state is not None:
             module.load_state_dict(self.state)
+        # Callback metrics travel back to the main process of a spawned/forked run; callbacks don't.
+        trainer.callback_metrics["best_epoch"] = torch.tensor(-1 if self.best_epoch is None else self.best_epoch)
+        trainer.callback_metrics["best_score"] = torch.tensor(self.best, dtype=torch.float64)
+        trainer.callback_metrics["epochs_run"] = torch.tensor(trainer.current_epoch)
+        trainer.callback_metrics["stop_reason"] = torch.tensor(_REASONS.index(stop_reason(trainer, self.cfg)[0]))
 
 
-def stop_reason(trainer, cfg: TrainerConfig) -> str:
+_REASONS = ("interrupted", "early stopping", "time limit", "max_epochs")
+
+
+def stop_reason(trainer, cfg: TrainerConfig) -> tuple[str, str]:
+    """(kind, words) for why training ended; kind is one of _REASONS."""
     if trainer.interrupted:
-        return "interrupted"
+        return "interrupted", "interrupted"
     for cb in trainer.callbacks:
         if isinstance(cb, pl.callbacks.EarlyStopping) and cb.stopped_epoch:
-            return f"early stopping: no better {cb.monitor} for {cfg.patience} epochs"
+            return "early stopping", f"early stopping: no better {cb.monitor} for {cfg.patience} epochs"
     if cfg.max_minutes and trainer.current_epoch < cfg.max_epochs:
-        return f"time limit ({cfg.max_minutes} min)"
-    return f"max_epochs ({cfg.max_epochs})"
+        return "time limit", f"time limit ({cfg.max_minutes} min)"
+    return "max_epochs", f"max_epochs ({cfg.max_epochs})"
+
+
+def _words(kind: str, cfg: TrainerConfig, monitor: str) -> str:
+    return {
+        "interrupted": "interrupted",
+        "early stopping": f"early stopping: no better {monitor} for {cfg.patience} epochs",
+        "time limit": f"time limit ({cfg.max_minutes} min)",
+        "max_epochs": f"max_epochs ({cfg.max_epochs})",
+    }[kind]
 
 
 def _strategy(module, cfg: TrainerConfig) -> str:
@@ -83,7 +101,7 @@ def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor:
         if cfg.checkpoint_dir
         else None
     )
-    best = BestWeights(monitor)
+    best = BestWeights(monitor, cfg)
     callbacks = [best, *([checkpoint] if checkpoint else []), *extra.pop("callbacks", [])]
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience))
@@ -113,14 +131,23 @@ def fit_module(module, train_dl, val_dl, cfg: TrainerConfig, seed: int, monitor:
         warnings.filterwarnings("ignore", message=".*LightningModule.*has no.*")
         warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")
         torch.manual_seed(seed)
-        trainer.fit(module, train_dl, val_dl)
+        try:
+            trainer.fit(module, train_dl, val_dl)
+        except SystemExit:
+            # Lightning 2.x answers Ctrl-C with a graceful shutdown and then exit(1), which reads as
+            # "a gate failed"; it stays a KeyboardInterrupt (the CLI's exit 130).
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     if trainer.interrupted:
         raise KeyboardInterrupt
     module.cpu().eval()
+    done = trainer.callback_metrics  # filled by BestWeights in this process or in rank 0 of a spawned run
+    best_epoch = int(done["best_epoch"]) if "best_epoch" in done else -1
     return {
-        "best_epoch": best.best_epoch,
-        "best_score": None if best.best_epoch is None else best.best,
+        "best_epoch": None if best_epoch < 0 else best_epoch,
+        "best_score": None if best_epoch < 0 else float(done["best_score"]),
         "monitor": monitor,
-        "epochs": trainer.current_epoch,
-        "stopped": stop_reason(trainer, cfg),
+        "epochs": int(done["epochs_run"]) if "epochs_run" in done else trainer.current_epoch,
+        "stopped": _words(_REASONS[int(done["stop_reason"])], cfg, monitor) if "stop_reason" in done else stop_reason(trainer, cfg)[1],
     }

@@ -78,7 +78,9 @@ def compute_metrics(
     if gates.needs_fidelity():
         reference = train if fidelity_real is None else fidelity_real
         metrics["fidelity"]["quality"] = fidelity.quality_report(reference, synthetic, schema, seed=seed)
-        metrics["fidelity"]["detection_auc"] = fidelity.detection_auc(reference, synthetic, schema, seed=seed)
+        detection = fidelity.detection_details(reference, synthetic, schema, seed=seed)
+        metrics["fidelity"]["detection_auc"] = detection["auc"]
+        metrics["fidelity"]["detection"] = detection  # with the features that give synthetic rows away
         if target is None:
             metrics["skipped"]["fidelity.tstr_gap"] = "no target declared"
         elif holdout is None or len(holdout) == 0:
@@ -96,6 +98,11 @@ def compute_metrics(
             p = privacy.privacy_metrics(train, holdout, synthetic, schema, seed=seed)
             p["exact_match_excess"] = max(0.0, p["exact_match_rate"] - p["holdout_exact_match_rate"])
             metrics["privacy"] = p
+    if gates.novel_combination_excess_max is not None or gates.rule_violation_max is not None:
+        from synthaug.validation.validity import validity_metrics
+
+        # Pairs never seen in training (beyond the holdout's own rate) and rows breaking the schema's rules.
+        metrics["validity"] = validity_metrics(train, holdout, synthetic, schema)
     return metrics
 
 
@@ -111,6 +118,7 @@ def build_report(
     metrics_rows: int,
     header: dict[str, Any],
     fidelity_real: pd.DataFrame | None = None,
+    skip_reasons: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """After the last shard: metrics and gate verdicts. Returns the report and the synthetic
     rows the metrics used (for the report's plots); io.artifacts.write_report writes the files."""
@@ -124,7 +132,7 @@ def build_report(
     failed_checks = [c for c in validator.checks if not c.passed]
     detail = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks[:3])
     results = [GateResult("shard_checks", float(len(failed_checks)), "<=", 0, not failed_checks, detail)]
-    results += evaluate(gates, metrics)
+    results += evaluate(gates, metrics, reasons=skip_reasons)  # skip_reasons: how the command words a missing holdout/target
     passed = all(g.passed for g in results)
     report = {
         **header,

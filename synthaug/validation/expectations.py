@@ -8,6 +8,7 @@ validation itself.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import pandas as pd
 
 from synthaug.errors import BadInput
 from synthaug.schema import ColumnSpec, Schema
+from synthaug.validation.shape import tolerant_bounds
 
 SUITE_NAME = "synthaug"
 NULL_TOLERANCE = 0.1  # absolute slack on the not-null fraction of columns that have nulls
-NO_NULL_TOLERANCE = 0.001  # columns without nulls in the real data may have the odd null
+NO_NULL_TOLERANCE = 0.001  # columns without nulls in the real data may have the odd null ...
+# ... and, as no nulls in n training rows only bounds the true rate by about 3/n (the "rule of three",
+# 95%), up to that share: fresh rows from a small source do hold the odd null.
 _INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
-_FLOATS = ["float32", "float64"]
+_FLOATS = ["float16", "float32", "float64"]
 
 _validator: Any = None  # the cached batch definition on an ephemeral context
 
@@ -48,13 +52,19 @@ def _expectation_class(name: str) -> type:
     return cls
 
 
+def _short(value: Any) -> str:
+    from synthaug.generators.base import short_repr
+
+    return short_repr(value)
+
+
 def _make(name: str, **kwargs: Any):
     cls = _expectation_class(name)
     try:
         return cls(**kwargs)
     except Exception as exc:  # pydantic errors are long; keep the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"expectation '{name}' with kwargs {kwargs}: {first}; fix its kwargs") from None
+        raise BadInput(f"expectation '{name}' with kwargs {_short(kwargs)}: {first[:200]}; fix its kwargs") from None
 
 
 def _py(value: Any) -> Any:
@@ -84,9 +94,14 @@ def _type_expectation(spec: ColumnSpec, values: pd.Series):
 
 
 def _iso(ticks: float, spec: ColumnSpec, ceil: bool) -> str:
-    """Datetime bound as ISO text, widened to whole microseconds (GX parses to datetime)."""
-    ts = pd.Timestamp(int(ticks), unit=spec.unit or "ns", tz=spec.tz)
-    ts = ts.ceil("us") if ceil else ts.floor("us")
+    """Datetime bound as ISO text, widened to whole microseconds (GX parses to datetime); a bound
+    beyond what pandas can hold becomes pandas' own limit."""
+    try:
+        ts = pd.Timestamp(int(ticks), unit=spec.unit or "ns", tz=spec.tz)
+        ts = ts.ceil("us") if ceil else ts.floor("us")
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        ts = pd.Timestamp("2262-04-11") if ceil else pd.Timestamp("1677-09-22")  # inside pandas' range in every tz
+        ts = ts.tz_localize(spec.tz) if spec.tz else ts
     return ts.isoformat()
 
 
@@ -100,7 +115,8 @@ def build_suite(
     """An ExpectationSuite from the real training data and its schema.
 
     Columns and order; per column type, value set (categorical / boolean / constant), bounds
-    (numeric and datetime, from the schema), not-null fraction, uniqueness (id, per shard);
+    (numeric and datetime: declared bounds exactly, observed ones widened as in
+    validation.shape.tolerant_bounds), not-null fraction, uniqueness (id, per shard);
     row count per shard when given. `extra` items ({"expectation": name, "kwargs": {...}})
     are added as they are.
     """
@@ -120,21 +136,34 @@ def build_suite(
             if not pd.api.types.is_datetime64_any_dtype(train_df[col].dtype):
                 items.append(_make("ExpectColumnValuesToBeInSet", column=col, value_set=[spec.value]))
         if spec.kind in ("continuous", "integer") and spec.min is not None:
-            items.append(_make("ExpectColumnValuesToBeBetween", column=col, min_value=spec.min, max_value=spec.max))
+            lo, hi = tolerant_bounds(spec)
+            items.append(_make("ExpectColumnValuesToBeBetween", column=col, min_value=lo, max_value=hi))
         elif spec.kind == "datetime" and spec.min is not None:
-            lo, hi = _iso(spec.min, spec, ceil=False), _iso(spec.max, spec, ceil=True)
+            lo, hi = tolerant_bounds(spec)
+            lo, hi = _iso(lo, spec, ceil=False), _iso(hi, spec, ceil=True)
             items.append(_make("ExpectColumnValuesToBeBetween", column=col, min_value=lo, max_value=hi))
         if spec.null_rate > 0:
             mostly = max(0.0, 1.0 - spec.null_rate - NULL_TOLERANCE)
         else:
-            mostly = 1.0 - NO_NULL_TOLERANCE
+            mostly = 1.0 - max(NO_NULL_TOLERANCE, 3.0 / max(len(train_df), 1))
         items.append(_make("ExpectColumnValuesToNotBeNull", column=col, mostly=round(mostly, 6)))
         if spec.kind == "id":
             items.append(_make("ExpectColumnValuesToBeUnique", column=col))
     for item in extra or []:
         if not isinstance(item, dict) or "expectation" not in item:
-            raise BadInput(f'extra expectation {item!r}: expected {{"expectation": name, "kwargs": {{...}}}}')
-        items.append(_make(item["expectation"], **(item.get("kwargs") or {})))
+            raise BadInput(f'validation.expectations: {_short(item)}: expected {{"expectation": name, "kwargs": {{...}}}}')
+        kwargs = item.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise BadInput(f"validation.expectations: '{item['expectation']}' kwargs must be a mapping (got {_short(kwargs)})")
+        listed = kwargs.get("column_list")
+        named = [kwargs.get(k) for k in ("column", "column_A", "column_B")] + (list(listed) if isinstance(listed, (list, tuple)) else [])
+        unknown = [c for c in named if c is not None and c not in schema.names]
+        if unknown:  # refused now, not after training as a failed shard
+            raise BadInput(
+                f"validation.expectations: '{item['expectation']}' names column {_short(unknown[0])}, which is not in the data; "
+                f"columns are: {', '.join(schema.names)}"
+            )
+        items.append(_make(item["expectation"], **kwargs))
     return gx.ExpectationSuite(name=name, expectations=items)  # no context needed this way
 
 
@@ -236,9 +265,20 @@ def _jsonable(x: Any) -> Any:
 
 
 def render_data_docs(suite, results_by_shard: dict[str, dict], site_dir: Path) -> None:
-    """Render GX Data Docs for the suite and every shard's result into `site_dir`.
+    """Render GX Data Docs for the suite and every shard's result into `site_dir`: safe and offline.
 
     A throwaway ephemeral context whose only site is that folder, so nothing is written elsewhere.
+
+    Safe: GX writes some user text raw into the HTML (a column name becomes a section header as it
+    is), so every string of the suite and the results is rendered with the five HTML-special
+    characters replaced by look-alikes (`<` -> `‹`, `>` -> `›`, `&` -> `＆`, `"` -> `＂`, `'` -> `’`):
+    nothing user-made can open a tag or an attribute, wherever GX puts it. The exact values stay in
+    suite.json and results/*.json.
+
+    Offline: GX pages load Bootstrap, jQuery and friends from CDNs, and GX does not ship them. Every
+    `<script>` and every stylesheet, image or script fetched over the network is removed and a small
+    inline stylesheet added (collapsed sections simply show); index.html, which GX fills by script,
+    is rewritten as a plain list of the pages.
     """
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
     from great_expectations.core.run_identifier import RunIdentifier
@@ -253,18 +293,88 @@ def render_data_docs(suite, results_by_shard: dict[str, dict], site_dir: Path) -
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     }
+    name = safe_name(suite.name) or SUITE_NAME
     ctx = gx.get_context(mode="ephemeral")
     ctx.add_data_docs_site("local", site)
-    ctx.suites.add(_suite_from_json(suite.to_json_dict(), suite.name))  # a copy: the caller's suite stays unbound
+    ctx.suites.add(_suite_from_json({**_neutral(suite.to_json_dict()), "name": name}, name))  # a copy: the caller's suite stays unbound
     loader = ExpectationSuiteValidationResultSchema()
     for shard, result in results_by_shard.items():
         key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
             run_id=RunIdentifier(run_name=safe_name(shard), run_time=_run_time(result["gx"])),
             batch_identifier=safe_name(shard),
         )
-        ctx.validation_results_store.set(key, loader.load(result["gx"]))
+        gx_json = _neutral(result["gx"])
+        if "suite_name" in gx_json:
+            gx_json["suite_name"] = name
+        ctx.validation_results_store.set(key, loader.load(gx_json))
     ctx.build_data_docs(site_names=["local"])
+    for page in Path(site_dir).rglob("*.html"):
+        page.write_text(offline_page(page.read_text(encoding="utf-8")), encoding="utf-8")
+    success = {safe_name(shard): bool(r.get("success")) for shard, r in results_by_shard.items()}
+    (Path(site_dir) / "index.html").write_text(_index_page(Path(site_dir), name, success), encoding="utf-8")
+
+
+_LOOKALIKES = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06", '"': "\uff02", "'": "\u2019"})
+
+
+def _neutral(value: Any) -> Any:
+    """A copy of JSON-like data whose strings (keys too) hold no HTML-special character."""
+    if isinstance(value, str):
+        return value.translate(_LOOKALIKES)
+    if isinstance(value, dict):
+        return {_neutral(k): _neutral(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_neutral(v) for v in value]
+    return value
+
+
+DOCS_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222;line-height:1.4}"
+    "a{color:#0b5ea8}table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+    "ul.nav,ol{padding-left:1.2em}.nav-item{list-style:none}"
+    ".badge{background:#eee;border-radius:3px;padding:0 4px;margin:0 1px;font-family:monospace}"
+    ".alert{background:#f3f3f3;border:1px solid #ddd;padding:4px 8px;margin:8px 0}"
+    ".text-danger,.fail{color:#b00020}.text-success,.pass{color:#176f2c}"
+    ".fa,.fas,.far,.fab{display:none}.ge-section{margin-bottom:1.5em}img{max-width:100%}"
+)
+_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL)
+_REMOTE_URL = re.compile(r"url\(\s*[\"']?\s*(?:https?:)?//[^)]*\)", re.IGNORECASE)
+_REMOTE_TAG = re.compile(r"<(?:link|img|script|iframe|source|embed)\b[^>]*?(?:href|src)\s*=\s*[\"']?\s*(?:https?:)?//[^>]*>", re.IGNORECASE)
+
+
+def offline_page(text: str) -> str:
+    """A GX page without scripts or network fetches, with a small inline stylesheet."""
+    text = _SCRIPT.sub("", text)
+    text = _REMOTE_TAG.sub("", text)
+    text = _REMOTE_URL.sub("none", text)  # CSS backgrounds fetched from the network
+    style = f"<style>{DOCS_CSS}</style>"
+    return text.replace("</head>", style + "</head>", 1) if "</head>" in text else style + text
+
+
+def _index_page(site: Path, suite_name: str, success: dict[str, bool]) -> str:
+    """The index GX builds with JavaScript, as plain HTML: the suite page and one row per shard."""
+    import html
+
+    suites = sorted(p.relative_to(site).as_posix() for p in (site / "expectations").rglob("*.html"))
+    rows = []
+    if (site / "validations").is_dir():
+        for page in sorted((site / "validations").rglob("*.html")):
+            rel = page.relative_to(site).as_posix()
+            shard = page.stem
+            verdict = success.get(shard)
+            shown = "<span class='pass'>passed</span>" if verdict else "<span class='fail'>failed</span>" if verdict is False else ""
+            rows.append(f"<tr><td><a href='{html.escape(rel, quote=True)}'>{html.escape(shard)}</a></td><td>{shown}</td></tr>")
+    links = "".join(f"<li><a href='{html.escape(rel, quote=True)}'>{html.escape(Path(rel).stem)}</a></li>" for rel in suites)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Data Docs: expectation suite "
+        f"{html.escape(suite_name)}</title><style>{DOCS_CSS}</style></head><body>"
+        "<h1>Data Docs</h1><p>Made by Great Expectations for synthaug; works offline.</p>"
+        f"<h2>Expectation suite</h2><ul>{links}</ul>"
+        f"<h2>Validation results, one per shard</h2><table><tr><th>shard</th><th>result</th></tr>{''.join(rows)}</table>"
+        "</body></html>"
+    )
 
 
 def _run_time(gx_json: dict) -> datetime | None:

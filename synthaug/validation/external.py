@@ -38,7 +38,7 @@ def validate_external(
 
     import pyarrow.parquet as pq
 
-    from synthaug.config.pipeline import conf_dirs, load_preset
+    from synthaug.config.pipeline import MIN_METRIC_ROWS, conf_dirs, load_preset
     from synthaug.io.artifacts import write_json, write_report
     from synthaug.io.publish import staged
     from synthaug.io.sources import read_table
@@ -67,9 +67,15 @@ def validate_external(
                 validator(path, table)
                 shard_paths.append(path)
             rows = sum(pq.read_metadata(p).num_rows for p in shard_paths)
+            if (gates_cfg.needs_fidelity() or gates_cfg.needs_privacy()) and rows < MIN_METRIC_ROWS:
+                raise BadInput(
+                    f"{synthetic}: {rows} synthetic row(s) are too few to measure the fidelity and privacy gates "
+                    f"(at least {MIN_METRIC_ROWS}); pass more rows, or --gates none (per-shard checks only)"
+                )
             header = {"name": f"validate {synthetic}", "rows": rows, "seed": seed}
             report, sample = build_report(
-                validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header
+                validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header,
+                skip_reasons={"holdout": "no --holdout", "target": "no --target"},
             )
         write_report(stage.path, report, validator, train_df, sample, schema)
         write_json(stage.path / "manifest.json", {"producer": "synthaug", "kind": "validate", "passed": report["passed"]})

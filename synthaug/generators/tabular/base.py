@@ -8,7 +8,7 @@ encoded rows.
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,25 @@ import numpy as np
 import pyarrow as pa
 
 from synthaug.errors import BadInput
-from synthaug.generators.base import FORMAT_VERSION, MANIFEST, MIN_ROWS, Generator, read_manifest
+from synthaug.generators.base import MANIFEST, MIN_ROWS, Generator, build_checked, read_model, write_model
 from synthaug.generators.sampling import apportion, batch_seed, rejection_batches, renumber_ids
 from synthaug.schema import Schema
 from synthaug.training.config import TrainerConfig
 from synthaug.transforms.tabular import TabularEncoder
 
-WEIGHTS = "weights.pt"
+RULES_STREAM = 0x52554C45  # the random stream of rule enforcement within a batch ("RULE")
+
+
+def to_pandas(table: pa.Table):
+    """Arrow -> pandas with nullable integer and boolean dtypes (stable across batches)."""
+    import pandas as pd
+
+    nullable = {
+        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return table.to_pandas(types_mapper=nullable.get)
 
 
 class TabularGenerator(Generator):
@@ -60,24 +72,39 @@ class TabularGenerator(Generator):
     def sample_batches(
         self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000
     ) -> Iterator[pa.Table]:
-        """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i)."""
+        """Yield Arrow tables with the source's exact schema. Batch i is seeded by (seed, i).
+
+        Every decoded batch keeps the schema's structure rules (`synthaug.schema.rules.apply_rules`:
+        derived columns computed from their inputs, granularity, dependencies, allowed combinations,
+        inequalities) before the condition filter; the rows each rule repaired add up in
+        `self.rule_repairs` (rule label -> rows, since the model was fitted or loaded).
+        """
         import torch
+
+        from synthaug.schema.rules import apply_rules
 
         self._require_fitted()
         fixed = self._fixed_categories(conditions or {}) if conditions else {}
         gen = torch.Generator()
+        if not isinstance(getattr(self, "rule_repairs", None), Counter):
+            self.rule_repairs = Counter()
 
         def draw(k: int, batch_no: int, round_no: int) -> pa.Table:
             if round_no == 0:  # one torch stream per batch, continued by rejection rounds
                 gen.manual_seed(batch_seed(seed, batch_no))
-            return self.encoder.decode(self._sample(k, gen, fixed))
+            table = self.encoder.decode(self._sample(k, gen, fixed))
+            table, repairs = apply_rules(table, self.schema, batch_seed(seed, batch_no, round_no, RULES_STREAM), fixed=conditions or {})
+            self.rule_repairs.update(repairs)
+            return table
 
         return rejection_batches(draw, n, schema=self.schema, conditions=conditions, batch_size=batch_size, who=self.name)
 
     def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000):
-        """Yield pandas DataFrames (at most `batch_size` rows each) totalling `n` rows."""
+        """Yield pandas DataFrames (at most `batch_size` rows each) totalling `n` rows, with the same
+        dtypes in every batch: integers and booleans as pandas' nullable types (Int64, boolean), so
+        a batch that happens to hold a null does not turn an int column into float."""
         for table in self.sample_batches(n, seed=seed, conditions=conditions, batch_size=batch_size):
-            yield table.to_pandas()
+            yield to_pandas(table)
 
     def sample_mixture(
         self,
@@ -132,69 +159,22 @@ class TabularGenerator(Generator):
 
     # -- save / load -------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        import torch
-
-        from synthaug.io.artifacts import versions
-
         self._require_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "name": self.name,
-            "modality": self.modality,
-            "config": self.config.model_dump(mode="json"),
-            "fit": {**self.fit_info, "versions": versions()},
-            "schema": self.schema.model_dump(mode="json"),
-            "encoder": self.encoder.state_dict(),
-        }
-        (path / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        torch.save(self.module.state_dict(), path / WEIGHTS)
+        state = {"schema": self.schema.model_dump(mode="json"), "encoder": self.encoder.state_dict()}
+        write_model(path, self, state, self.module)
 
     @classmethod
     def load(cls, path: str | Path):
-        import torch
-
-        path = Path(path)
-        manifest = read_manifest(path)
-        if manifest.get("name") != cls.name:
-            raise BadInput(f"{path}: holds a '{manifest.get('name')}' model, not '{cls.name}'; use synthaug.load_generator")
-        for key in ("schema", "encoder"):
-            if key not in manifest:
-                raise BadInput(f"{path / MANIFEST}: has no '{key}'; the model folder is damaged, re-save the model")
+        manifest, state = read_model(cls, path, ("schema", "encoder"))
         gen = cls(manifest["config"])
         gen.fit_info = manifest.get("fit") or {}
         try:
             gen.schema = Schema.model_validate(manifest["schema"])
             gen.encoder = TabularEncoder.from_state(manifest["encoder"], gen.schema)
         except (ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"{path / MANIFEST}: schema or encoder state is damaged ({type(exc).__name__}); re-save the model") from None
-        try:
-            state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a damaged file
-            raise BadInput(f"{path / WEIGHTS}: weights cannot be read ({type(exc).__name__}); the file is corrupt, re-save the model") from None
-        gen.module = gen._build_checked(state, path)
-        gen.module.load_state_dict(state)
-        gen.module.eval()
+            raise BadInput(f"{Path(path) / MANIFEST}: schema or encoder state is damaged ({type(exc).__name__}); re-save the model") from None
+        gen.module = build_checked(gen._build, state, path)
         return gen
-
-    def _build_checked(self, state: dict, path: Path):
-        """Build the module on the meta device first (no memory), compare every tensor's shape with the
-        saved weights, and only then build it for real: a small generator.json asking for huge
-        layers fails here instead of exhausting memory."""
-        import torch
-
-        with torch.device("meta"):
-            probe = self._build()
-        want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-        if want != got:
-            diff = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got.get(k)]
-            raise BadInput(
-                f"{path}: generator.json does not match weights.pt (first difference: '{diff[0]}'); the model folder "
-                "is damaged or mixed from two models, re-save it"
-            )
-        return self._build()
 
     # -- what a family implements -------------------------------------------------
     def _build(self):

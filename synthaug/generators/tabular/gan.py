@@ -15,11 +15,29 @@
 
 Sampling draws unconditioned rows with conditions from the *empirical* category frequencies (so
 marginals stay right); an equality condition on a categorical column sets the conditional vector.
+
+DP mode (`with_privacy`, see synthaug.training.privacy): only the critic sees real rows, so only
+the critic is private (DP-SGD through Opacus' per-example hooks on its Linear layers, clipped,
+noised, accounted); the generator learns from the private critic only (post-processing).
+- Poisson batches replace training-by-sampling (which picks rows by category: not a Poisson
+  sample). A real row's conditional vector is its *own* category in one group chosen uniformly,
+  or no condition (half the rows), so it is part of that row's clipped example.
+- The fake batch is public: its size is the expected batch size, its conditions are drawn
+  without any real row (none for half, else a group and a category uniformly), and its backward
+  runs with the Opacus hooks disabled; its gradient is added after clipping and noise, so only
+  real examples are charged. The generator step also runs with the hooks disabled.
+- Loss: non-saturating (softplus) instead of WGAN-GP, whose gradient penalty needs a double
+  backward that per-example hooks do not support; pac=1, since a pack would mix several rows
+  into one example. No BatchNorm in the critic (there is none); the generator's BatchNorm only
+  sees fakes.
+- No empirical category frequencies are kept (`cond_freq` stays zero): unconditioned samples use
+  the empty conditional vector the generator was also trained with.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -37,6 +55,7 @@ from synthaug.training.config import TrainerConfig
 from synthaug.training.data import split_indices, steps_per_epoch, train_loader, val_loader
 from synthaug.training.fidelity import FidelityLayout, FidelityValidation
 from synthaug.training.lightning import fit_module, pl
+from synthaug.training.privacy import DPSGD, PrivateTabular
 from synthaug.transforms.tabular import Span
 
 
@@ -253,6 +272,36 @@ class TabularGANModule(FidelityValidation, pl.LightningModule):
                 c[sel, a + cat] = 1.0
         return c
 
+    def own_conditions(self, real: torch.Tensor) -> torch.Tensor:
+        """DP mode: each real row's own category in one conditioned group chosen uniformly, or no
+        condition (half the rows); a function of that row alone, so clipping covers it."""
+        cond, n = self.cond, len(real)
+        c = torch.zeros(n, cond.width, device=real.device)
+        if not cond.spans or not n:
+            return c
+        keep = draws.rand(n, device=real.device) < 0.5
+        group = draws.randint(len(cond.spans), n, device=real.device)
+        for k, (a, b) in enumerate(self.cond_groups):
+            hot = real[:, a:b]
+            sel = torch.nonzero(keep & (group == k) & (hot.sum(1) > 0.5)).squeeze(1)  # a null category stays unconditioned
+            c[sel, int(cond.offsets[k]) + hot[sel].argmax(1)] = 1.0
+        return c
+
+    def public_conditions(self, n: int) -> torch.Tensor:
+        """DP mode: conditions drawn without any real row: none (half), else a group and a category uniformly."""
+        cond, dev = self.cond, self.device
+        c = torch.zeros(n, cond.width, device=dev)
+        if not cond.spans or not n:
+            return c
+        keep = draws.rand(n, device=dev) < 0.5
+        group = draws.randint(len(cond.spans), n, device=dev)
+        u = draws.rand(n, device=dev)
+        for k, s in enumerate(cond.spans):
+            sel = torch.nonzero(keep & (group == k)).squeeze(1)
+            cat = (u[sel] * s.width).long().clamp(max=s.width - 1)
+            c[sel, int(cond.offsets[k]) + cat] = 1.0
+        return c
+
     @torch.no_grad()
     def generate(self, n: int, generator: torch.Generator, fixed: dict[int, int] | None = None) -> torch.Tensor:
         c = self.condition(n, generator, fixed or {})
@@ -326,12 +375,13 @@ class TabularGANModule(FidelityValidation, pl.LightningModule):
         return opt_g, opt_d
 
 
-class TabularGAN(TabularGenerator):
+class TabularGAN(PrivateTabular, TabularGenerator):
     """Conditional Wasserstein GAN for mixed-type tables."""
 
     name = "gan"
     Config = GANConfig
-    tags = Tags(conditional=True, rebalance=True, multi_device=True)
+    tags = Tags(conditional=True, rebalance=True, multi_device=True, dp=True)
+    dp_private_part = "the critic (the only network that sees real rows)"
 
     def _roles(self) -> list[str]:
         return ["category", "null"] if self.config.condition_on_nulls else ["category"]
@@ -357,6 +407,60 @@ class TabularGAN(TabularGenerator):
         steps = steps_per_epoch(len(train), batch, trainer) * cfg.n_critic
         train_dl = train_loader(CondRows(train, cond), BySampling(cond, len(train)), batch, steps, seed)
         return fit_module(self.module, train_dl, val_loader(None if val_idx is None else x[val_idx]), trainer, seed)
+
+    def _dp_config_overrides(self) -> dict[str, Any]:
+        # A pack would make several rows one example; the gradient penalty's double backward does not mix with per-example hooks.
+        return {"pac": 1, "gp_lambda": 0.0}
+
+    def _fit_private(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> DPSGD:
+        """One private critic step per Poisson batch (real part clipped and noised, fake part public),
+        one generator step every `n_critic` critic steps. See the module docstring."""
+        from opacus import GradSampleModule
+
+        module = self.module
+        module.train()
+        opt_g, opt_d = module.configure_optimizers()
+        dp = DPSGD(opt_d, self.privacy, n_rows=len(x), batch_size=trainer.batch_size, seed=seed)
+        critic = GradSampleModule(module.critic, loss_reduction="sum")  # per-example gradients of the real rows
+        params = list(module.critic.parameters())
+        rows = torch.from_numpy(np.ascontiguousarray(x))
+        with warnings.catch_warnings():
+            # The real rows do not require grad, so torch notes the critic's first hook fires on outputs only: as intended.
+            warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
+            self._train_private(module, critic, dp, opt_g, rows, trainer, params)
+        return dp
+
+    def _train_private(self, module, critic, dp: DPSGD, opt_g, rows: torch.Tensor, trainer: TrainerConfig, params) -> None:
+        cfg, n = self.config, dp.expected_batch
+        try:
+            for step, idx in enumerate(dp.batches(trainer.max_minutes)):
+                real = rows[idx]
+                c_real = module.own_conditions(real)
+                c_fake = module.public_conditions(n)
+                with torch.no_grad():
+                    fake = module.activate(module.raw(draws.randn(n, cfg.embedding_dim), c_fake))
+                critic.disable_hooks()  # the fake batch is public: not charged, not clipped
+                loss_fake = nn.functional.softplus(critic(torch.cat([fake, c_fake], 1))).mean()
+                public = dict(zip(params, torch.autograd.grad(loss_fake, params)))
+                critic.enable_hooks()
+                if len(real):
+                    nn.functional.softplus(-critic(torch.cat([real, c_real], 1))).sum().backward()
+                dp.step(public=public)
+                if (step + 1) % cfg.n_critic:
+                    continue
+                critic.disable_hooks()
+                module.critic.requires_grad_(False)
+                c = module.public_conditions(n)
+                out = module.raw(draws.randn(n, cfg.embedding_dim), c)
+                loss_g = nn.functional.softplus(-critic(torch.cat([module.activate(out), c], 1))).mean() + module.cond_loss(out, c)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                module.critic.requires_grad_(True)
+                critic.enable_hooks()
+                module.update_ema()
+        finally:
+            critic.remove_hooks()
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         self.module.eval()

@@ -21,6 +21,22 @@ Generation: Gibbs chains started from states drawn from the bank (from noise if 
 Gaussian units mean + noise (offsets clipped to [-1, 1]). Starting near equilibrium makes a short
 burn-in enough, where chains from noise mix slowly once the model is sharp. Equality conditions
 clamp the group's visible units at every step.
+
+DP mode (`with_privacy`, see synthaug.training.privacy): the whole model is private. The CD-k
+update is the gradient of a free-energy difference, so DP-SGD applies to it directly: per-example
+gradients (torch.func; W, b, c are used outside `forward`), clipped, summed, noised, on Poisson
+batches. Nothing is read from the data outside the clipped examples: no offset standardisation
+(`value_mean` 0, `value_std` 1: the declared bounds already put offsets in [-1, 1]), no
+log-frequency initialisation of softmax biases, no validation rows (the chain bank is filled
+from noise after training, with a long burn-in).
+- `method: cd`: example i is F(v_i) - F(v~_i), where v~_i is k Gibbs steps started from v_i
+  itself; both terms depend on row i alone, so clipping their difference bounds its influence.
+- `method: pcd`: the shared chains would carry real rows from batch to batch (the normal path
+  starts them at a batch), outside any clipping. In DP mode they start from noise and never
+  touch a real row: they are a function of the (already private) weights and fresh randomness.
+  The data term F(v_i) is clipped per example and noised; the chain term, public, is clipped per
+  chain with the same norm (so both phases are shrunk alike) and averaged, and is added after
+  the noise without being charged.
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ from synthaug.training.config import TrainerConfig
 from synthaug.training.data import loaders, split_indices
 from synthaug.training.fidelity import FidelityLayout, FidelityValidation
 from synthaug.training.lightning import fit_module, pl
+from synthaug.training.privacy import DPSGD, PrivateTabular, clip_rows, per_sample_grads
 from synthaug.transforms.tabular import Span
 
 LOG_SIGMA_RANGE = (math.log(0.05), math.log(2.0))
@@ -271,12 +288,12 @@ class TabularRBMModule(FidelityValidation, pl.LightningModule):
         return pool[pick].clone(), self.cfg.burn_in
 
 
-class TabularRBM(TabularGenerator):
+class TabularRBM(PrivateTabular, TabularGenerator):
     """Gaussian-softmax-Bernoulli restricted Boltzmann machine for mixed-type tables."""
 
     name = "rbm"
     Config = RBMConfig
-    tags = Tags(conditional=True, rebalance=True, multi_device=True)
+    tags = Tags(conditional=True, rebalance=True, multi_device=True, dp=True)
 
     def _build(self) -> TabularRBMModule:
         spans = [asdict(s) for s in self.encoder.spans]
@@ -310,6 +327,38 @@ class TabularRBM(TabularGenerator):
                 start = module.start(len(module.bank), gen)
                 module.fill_bank(module.gibbs(start, max(self.config.burn_in, NOISE_BURN_IN), gen))
         return info
+
+    def _fit_private(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> DPSGD:
+        """DP-SGD on the free-energy difference (see the module docstring for CD and PCD)."""
+        module, cfg = self.module, self.config
+        module.train()
+        dp = DPSGD(module.configure_optimizers(), self.privacy, n_rows=len(x), batch_size=trainer.batch_size, seed=seed)
+        rows = torch.from_numpy(np.ascontiguousarray(x))
+        gen = torch.Generator().manual_seed(seed)
+        chains = module.start(dp.expected_batch, gen) if cfg.method == "pcd" else None  # from noise: never a real row
+
+        def data_term(m: TabularRBMModule, v: torch.Tensor) -> torch.Tensor:
+            return m.free_energy(v).mean()
+
+        def cd_term(m: TabularRBMModule, v: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+            return m.free_energy(v).mean() - m.free_energy(neg).mean()
+
+        for idx in dp.batches(trainer.max_minutes):
+            v = module.standardise(rows[idx])  # the identity in DP mode: value_mean 0, value_std 1
+            with torch.no_grad():
+                if chains is not None:
+                    chains = module.gibbs(chains, cfg.k)
+                else:
+                    negative = module.gibbs(v, cfg.k) if len(v) else v
+            if chains is None:
+                dp.step(per_sample_grads(module, cd_term, v, negative))
+            else:
+                model = clip_rows(per_sample_grads(module, data_term, chains), self.privacy.max_grad_norm)
+                dp.step(per_sample_grads(module, data_term, v), public={p: -g.mean(0) for p, g in model.items()})
+        with torch.no_grad():
+            start = module.start(len(module.bank), gen)
+            module.fill_bank(module.gibbs(start, max(cfg.burn_in, NOISE_BURN_IN), gen))
+        return dp
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         self.module.eval()

@@ -11,6 +11,11 @@ training rows (ex-post density estimation, Ghosh et al. 2020) rather than from N
 the decoder learned on rarely fill the prior evenly, and clusters in the data stay clusters in z.
 Each component must cover at least 30 training rows, so no component sits on one row's code.
 `prior: standard` samples N(0, I). Epoch selection during training always samples N(0, I).
+
+DP mode (`with_privacy`, see synthaug.training.privacy): the whole model is private. DP-SGD on
+Poisson batches with per-example gradients of (reconstruction + beta * KL) (torch.func, since
+`log_sigma` is used outside `forward`), for a fixed number of steps; no data-derived output bias,
+`prior: standard` (no mixture fitted to real codes), no epoch selection on validation rows.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from synthaug.training.config import TrainerConfig
 from synthaug.training.data import loaders, split_indices
 from synthaug.training.fidelity import FidelityLayout, FidelityValidation
 from synthaug.training.lightning import fit_module, pl
+from synthaug.training.privacy import DPSGD, PrivateTabular, per_sample_grads
 from synthaug.transforms.tabular import Span
 
 PRIOR_ROWS = 20_000  # training rows whose codes fit the sampling mixture
@@ -99,12 +105,16 @@ class TabularVAEModule(FidelityValidation, pl.LightningModule):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def terms(self, x: torch.Tensor, stochastic: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean reconstruction loss and mean KL for a batch."""
+    def terms(self, x: torch.Tensor, stochastic: bool = True, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean reconstruction loss and mean KL for a batch (`eps`: the reparametrisation noise, else drawn here)."""
         cfg = self.cfg
         h = self.encoder(x)
         mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-        z = mu + draws.randn(*mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar) if stochastic else mu
+        if stochastic:
+            noise = draws.randn(*mu.shape, device=mu.device, dtype=mu.dtype) if eps is None else eps
+            z = mu + noise * torch.exp(0.5 * logvar)
+        else:
+            z = mu
         out = self(z)
         log_sigma = self.log_sigma.clamp(math.log(1e-3), math.log(1.0))
         mean = torch.tanh(out[:, self.value_idx])
@@ -162,12 +172,12 @@ class TabularVAEModule(FidelityValidation, pl.LightningModule):
         return sample_onehots(out, self.spans, generator)
 
 
-class TabularVAE(TabularGenerator):
+class TabularVAE(PrivateTabular, TabularGenerator):
     """Variational autoencoder for mixed-type tables."""
 
     name = "vae"
     Config = VAEConfig
-    tags = Tags(rebalance=True, multi_device=True)
+    tags = Tags(rebalance=True, multi_device=True, dp=True)
 
     def _build(self) -> TabularVAEModule:
         spans = [asdict(s) for s in self.encoder.spans]
@@ -186,6 +196,31 @@ class TabularVAE(TabularGenerator):
             rows = np.random.default_rng(seed).permutation(train)[:PRIOR_ROWS]
             self.module.fit_prior(torch.from_numpy(x[rows]), seed)
         return info
+
+    def _dp_config_overrides(self) -> dict[str, Any]:
+        return {"prior": "standard"}  # a mixture fitted to real codes would be outside the budget
+
+    def _fit_private(self, x: np.ndarray, trainer: TrainerConfig, seed: int) -> DPSGD:
+        """DP-SGD over the whole model: per-example (reconstruction + beta * warm-up * KL), the
+        reparametrisation noise drawn per step outside the per-example map; KL warm-up by the
+        public step count. The module starts untrained (no output bias from the data)."""
+        module, cfg = self.module, self.config
+        module.train()
+        dp = DPSGD(module.configure_optimizers(), self.privacy, n_rows=len(x), batch_size=trainer.batch_size, seed=seed)
+        rows = torch.from_numpy(np.ascontiguousarray(x))
+
+        for step, idx in enumerate(dp.batches(trainer.max_minutes)):
+            epoch = step // dp.steps_per_epoch
+            warm = min(1.0, (epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
+            batch = rows[idx]
+            eps = draws.randn(len(batch), cfg.latent_dim)
+
+            def loss(m: TabularVAEModule, xi: torch.Tensor, ei: torch.Tensor, warm: float = warm) -> torch.Tensor:
+                recon, kl = m.terms(xi, eps=ei)
+                return recon + cfg.beta * warm * kl
+
+            dp.step(per_sample_grads(module, loss, batch, eps))
+        return dp
 
     def _sample(self, n: int, generator, fixed: dict[int, int]) -> np.ndarray:
         # The VAE does not condition natively: conditions are met by the rejection filter.
