@@ -154,10 +154,10 @@ def install_epoch_recorder(log: list[dict]) -> None:
 def run_family(name: str, rows: int, minutes: float, sample_rows: int, sample_minutes: float, seed: int) -> dict:
     import torch
 
-    from synthaug.training.config import TrainerConfig
     from synthaug.generators.base import get_generator
     from synthaug.io.shards import ShardWriter
     from synthaug.schema import infer_schema
+    from synthaug.training.config import TrainerConfig
     from synthaug.validation.fidelity import quality_report
 
     out: dict = {"family": name, "rows": rows, "torch_threads": torch.get_num_threads()}
@@ -258,7 +258,11 @@ def child(args) -> int:
         result = run_family(args.child, args.rows, args.minutes, args.sample_rows, args.sample_minutes, args.seed)
     except Exception as exc:
         traceback.print_exc()
-        result = {"family": args.child, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", "peak_rss_mb": peak_rss_mb()}
+        result = {
+            "family": args.child,
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            "peak_rss_mb": peak_rss_mb(),
+        }
     args.result.write_text(json.dumps(result, indent=1))
     return 0
 
@@ -332,9 +336,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.families:
         result_file = workdir / f"{name}.json"
         result_file.unlink(missing_ok=True)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--result", str(result_file),
-               "--rows", str(args.rows), "--minutes", str(args.minutes), "--sample-rows", str(args.sample_rows),
-               "--sample-minutes", str(args.sample_minutes), "--seed", str(args.seed)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            name,
+            "--result",
+            str(result_file),
+            "--rows",
+            str(args.rows),
+            "--minutes",
+            str(args.minutes),
+            "--sample-rows",
+            str(args.sample_rows),
+            "--sample-minutes",
+            str(args.sample_minutes),
+            "--seed",
+            str(args.seed),
+        ]
         print(f"[{name}] starting ({args.rows:,} rows, cap {args.minutes:g} min); load {load_average()}", flush=True)
         t = time.perf_counter()
         try:

@@ -40,10 +40,10 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthaug.training.config import TrainerConfig
 from synthaug.generators.base import available, get_generator  # noqa: E402
 from synthaug.io.sources import read_table  # noqa: E402
 from synthaug.schema import infer_schema  # noqa: E402
+from synthaug.training.config import TrainerConfig
 from synthaug.validation.fidelity import quality_report  # noqa: E402
 
 SDV = ("sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae")
@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the epoch budget (ours and SDV's)")
     parser.add_argument("--tables", nargs="*", help="subset of: penguins breast_cancer wine")
     parser.add_argument("--generators", nargs="*", help="subset of the registered names")
-    parser.add_argument("--variant", action="append", default=[], help="an extra row with non-default settings, e.g. vae:prior=mixture (repeatable)")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="an extra row with non-default settings, e.g. vae:prior=mixture (repeatable)"
+    )
     parser.add_argument("--sample-rows", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as Markdown here")
@@ -209,7 +211,13 @@ def main(argv: list[str] | None = None) -> int:
 
     epochs = args.epochs or (30 if args.quick else 300)
     trainer = TrainerConfig(max_epochs=epochs, patience=10 if args.quick else 30, progress_bar=False)
-    command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(ROOT)) if Path(sys.argv[0]).exists() else sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = "python " + " ".join(
+        shlex.quote(a)
+        for a in [
+            str(Path(sys.argv[0]).resolve().relative_to(ROOT)) if Path(sys.argv[0]).exists() else sys.argv[0],
+            *(argv if argv is not None else sys.argv[1:]),
+        ]
+    )
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     t0 = time.perf_counter()
     data = {k: v for k, v in tables().items() if not args.tables or k in args.tables}
@@ -235,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             results[table_name][variant(name)[0]] = r
             print(f"[{table_name}] {name}: {r}", flush=True)
         results[table_name] = {variant(n)[0]: results[table_name][variant(n)[0]] for n in names}  # report ours first
-    text = markdown(results, args, trainer, command, started, time.perf_counter() - t0, {k: (v.num_rows, v.num_columns) for k, v in data.items()})
+    text = markdown(
+        results, args, trainer, command, started, time.perf_counter() - t0, {k: (v.num_rows, v.num_columns) for k, v in data.items()}
+    )
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -24,7 +24,7 @@ MAX_MESSAGE = 600  # an error about a huge value stays one short line: its head 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     message = message.replace("\r", " ").replace("\n", " ")  # one line, whatever the message holds
     if len(message) > MAX_MESSAGE:
-        message = f"{message[:400]} ... {message[-(MAX_MESSAGE - 405):]}"
+        message = f"{message[:400]} ... {message[-(MAX_MESSAGE - 405) :]}"
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 

@@ -7,4 +7,3 @@ class BadInput(Exception):
 
     The message is one line that names the file, column or config key and says what to do.
     """
-

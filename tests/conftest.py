@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "data" / "penguins.csv"
-
-
 
 
 @pytest.fixture

@@ -86,12 +86,14 @@ CONFIG_CASES = {
     "n_rows negative": (["sample.n_rows=-1"], ["key 'sample.n_rows'"]),
     "holdout too large": (["split.holdout=0.95"], ["key 'split.holdout'"]),
     "synthetic_column clashes": (
-        ["sample.synthetic_column=species"], ["sample.synthetic_column 'species'", "already a column", "another name"]
+        ["sample.synthetic_column=species"],
+        ["sample.synthetic_column 'species'", "already a column", "another name"],
     ),
     "condition on unknown column": (["sample.conditions={wingspan: 3}"], ["sample.conditions", "'wingspan'", "columns are"]),
     "condition on unseen category": (["sample.conditions={species: Emperor}"], ["sample.conditions", "'Emperor'", "never occurs"]),
     "condition range outside the data": (
-        ["sample.conditions={bill_length_mm: [1000, 2000]}"], ["sample.conditions", "bill_length_mm", "outside"]
+        ["sample.conditions={bill_length_mm: [1000, 2000]}"],
+        ["sample.conditions", "bill_length_mm", "outside"],
     ),
     "condition range reversed": (["sample.conditions={bill_length_mm: [45, 40]}"], ["sample.conditions", "bill_length_mm", "low <= high"]),
     "condition range of text": (["sample.conditions={bill_length_mm: [a, 50]}"], ["sample.conditions", "bill_length_mm", "numbers"]),

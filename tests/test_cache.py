@@ -67,3 +67,18 @@ def test_cli_force_and_no_cache(write_pipeline, tmp_path, one_thread):
     plain = runner.invoke(app, ["run", str(path), "--overwrite", "--no-cache"])
     assert plain.exit_code == 0 and "fit ..." in plain.stderr
     assert not (tmp_path / "out" / ".synthaug-cache").exists()
+
+
+def test_rerun_after_a_run_needs_no_overwrite_when_nothing_changed(write_pipeline, one_thread):
+    # `make demo` then `synthaug run pipelines/penguins.yaml`: nothing to do, so nothing to refuse.
+    from typer.testing import CliRunner
+
+    from synthaug.cli import app
+
+    runner = CliRunner()
+    path = write_pipeline(cache={"enabled": True})
+    assert runner.invoke(app, ["run", str(path)]).exit_code == 0
+    again = runner.invoke(app, ["run", str(path)])
+    assert again.exit_code == 0 and "up to date" in again.stderr
+    changed = runner.invoke(app, ["run", str(path), "sample.n_rows=100"])
+    assert changed.exit_code == 2 and "--overwrite" in changed.stderr  # a real change still needs --overwrite

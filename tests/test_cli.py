@@ -178,7 +178,10 @@ def test_sigint_during_fit_exits_130_and_leaves_the_destination(tmp_path, write_
     with err.open("w") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "synthaug.cli", "run", str(pipeline), "--overwrite"],
-            stdout=subprocess.DEVNULL, stderr=fh, cwd=tmp_path, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            cwd=tmp_path,
+            env=env,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
@@ -229,10 +232,14 @@ def test_internal_error_exits_3_with_a_crash_log(write_pipeline, dest, monkeypat
 def test_evaluate_unmeasurable_gate_fails_unless_optional():
     from synthaug.validation.gates import GatesConfig, evaluate
 
-    metrics = {"fidelity": {}, "privacy": {}, "skipped": {
-        "fidelity.tstr_gap": "no target declared",
-        "privacy.mia_auc": "privacy metrics need a holdout (set split.holdout > 0)",
-    }}
+    metrics = {
+        "fidelity": {},
+        "privacy": {},
+        "skipped": {
+            "fidelity.tstr_gap": "no target declared",
+            "privacy.mia_auc": "privacy metrics need a holdout (set split.holdout > 0)",
+        },
+    }
     required = {g.name: g for g in evaluate(GatesConfig(tstr_gap_max=0.1, mia_auc_max=0.6), metrics)}
     assert not required["tstr_gap_max"].passed and not required["mia_auc_max"].passed
     assert required["mia_auc_max"].detail.startswith("skipped: privacy metrics need a holdout")
@@ -251,8 +258,14 @@ def test_gate_summary_and_lines():
     gates = [
         {"name": "quality_min", "value": 0.8, "op": ">=", "threshold": 0.7, "passed": True, "detail": ""},
         {"name": "tstr_gap_max", "value": None, "op": "<=", "threshold": 0.15, "passed": True, "detail": "skipped: no --target"},
-        {"name": "mia_auc_max", "value": None, "op": "<=", "threshold": 0.6, "passed": False,
-         "detail": "skipped: no --holdout; the gates preset requires it (list it under optional: to allow skipping)"},
+        {
+            "name": "mia_auc_max",
+            "value": None,
+            "op": "<=",
+            "threshold": 0.6,
+            "passed": False,
+            "detail": "skipped: no --holdout; the gates preset requires it (list it under optional: to allow skipping)",
+        },
     ]
     assert gate_summary(gates) == "1 passed, 1 failed, 1 skipped: no --target"
     assert gate_line(gates[1]) == "SKIP tstr_gap_max: skipped (no --target); optional in the gates preset"
@@ -319,8 +332,11 @@ def test_fresh_real_rows_pass_the_validator(three_parts, tmp_path):
 
     # Fresh rows reach past the training extremes: the old exact bounds rejected them.
     train, synthetic = read_table(three_parts["train"]), read_table(three_parts["synthetic"])
-    outside = [c for c in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
-               if pc.max(synthetic[c]).as_py() > pc.max(train[c]).as_py() or pc.min(synthetic[c]).as_py() < pc.min(train[c]).as_py()]
+    outside = [
+        c
+        for c in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+        if pc.max(synthetic[c]).as_py() > pc.max(train[c]).as_py() or pc.min(synthetic[c]).as_py() < pc.min(train[c]).as_py()
+    ]
     assert outside, "the split no longer tests tails beyond the training range"
     result = validate_cli(three_parts, tmp_path / "report", "--holdout", three_parts["holdout"], "--target", "species")
     report = json.loads((tmp_path / "report" / "report.json").read_text())

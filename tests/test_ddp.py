@@ -21,8 +21,15 @@ def test_two_process_ddp_fit(family):
     # Setup
     table = tiny_table(160)
     trainer = TrainerConfig(
-        max_epochs=2, batch_size=32, patience=0, val_fraction=0.2, progress_bar=False,
-        devices=2, strategy="ddp_fork", min_steps_per_epoch=2, max_steps_per_epoch=2,
+        max_epochs=2,
+        batch_size=32,
+        patience=0,
+        val_fraction=0.2,
+        progress_bar=False,
+        devices=2,
+        strategy="ddp_fork",
+        min_steps_per_epoch=2,
+        max_steps_per_epoch=2,
     )
     gen = get_generator(family)(SMALL[family])
 
@@ -31,7 +38,11 @@ def test_two_process_ddp_fit(family):
 
     # Assert: the main process holds trained weights and samples the source's schema
     fresh = gen._build()
-    moved = any(not torch.equal(a, b) for (k, a), (_, b) in zip(gen.module.state_dict().items(), fresh.state_dict().items()) if a.is_floating_point())
+    moved = any(
+        not torch.equal(a, b)
+        for (k, a), (_, b) in zip(gen.module.state_dict().items(), fresh.state_dict().items())
+        if a.is_floating_point()
+    )
     assert moved, "the main process did not receive the trained weights"
     batch = next(gen.sample_batches(20, seed=1))
     assert batch.num_rows == 20 and batch.schema.equals(table.schema, check_metadata=False)

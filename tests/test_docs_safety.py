@@ -15,7 +15,7 @@ from synthaug.cli import app
 from synthaug.validation.expectations import offline_page
 
 SCRIPT_NAME = "<script>alert(1)</script>"
-ATTRIBUTE_NAME = "x\" onmouseover=\"alert(3)' &amp;"
+ATTRIBUTE_NAME = 'x" onmouseover="alert(3)\' &amp;'
 IMG_VALUE = "<img src=x onerror=alert(2)>"
 REMOTE = re.compile(r"<(?:link|script|img|iframe)\b[^>]*\b(?:href|src)\s*=\s*[\"']?\s*(?:https?:)?//", re.IGNORECASE)
 REMOTE_CSS = re.compile(r"url\(\s*[\"']?\s*(?:https?:)?//|@import", re.IGNORECASE)
@@ -31,11 +31,13 @@ def hostile_run(tmp_path_factory):
     n = 80
     source = tmp / "hostile.parquet"
     pq.write_table(
-        pa.table({
-            SCRIPT_NAME: rng.normal(10, 2, n),
-            ATTRIBUTE_NAME: rng.integers(0, 50, n),
-            "kind": [[IMG_VALUE, "plain", "a & b"][i % 3] for i in range(n)],
-        }),
+        pa.table(
+            {
+                SCRIPT_NAME: rng.normal(10, 2, n),
+                ATTRIBUTE_NAME: rng.integers(0, 50, n),
+                "kind": [[IMG_VALUE, "plain", "a & b"][i % 3] for i in range(n)],
+            }
+        ),
         source,
     )
     pipeline = tmp / "hostile.yaml"

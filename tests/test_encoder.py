@@ -1,6 +1,6 @@
 import numpy as np
-import pytest
 import pyarrow as pa
+import pytest
 
 from synthaug.schema import infer_schema
 from synthaug.transforms.tabular import TabularEncoder

@@ -10,8 +10,8 @@ import pyarrow.csv as pc
 import pytest
 
 from synthaug.errors import BadInput
-from synthaug.schema import infer_schema
 from synthaug.io.artifacts import write_expectations
+from synthaug.schema import infer_schema
 from synthaug.validation.expectations import build_suite, load_suite, validate_shard
 
 PENGUINS = Path(__file__).resolve().parents[1] / "data" / "penguins.csv"
@@ -97,8 +97,16 @@ def mixed_frame(n: int = 120) -> pd.DataFrame:
 def test_mixed_kinds_clean_passes_and_late_datetime_fails():
     # Setup: via Arrow, as shards are written and read
     table = pa.Table.from_pandas(mixed_frame(), preserve_index=False).cast(
-        pa.schema([("user_id", pa.string()), ("when", pa.timestamp("us", tz="UTC")), ("local", pa.timestamp("us")),
-                   ("active", pa.bool_()), ("visits", pa.int64()), ("plan", pa.dictionary(pa.int32(), pa.string()))])
+        pa.schema(
+            [
+                ("user_id", pa.string()),
+                ("when", pa.timestamp("us", tz="UTC")),
+                ("local", pa.timestamp("us")),
+                ("active", pa.bool_()),
+                ("visits", pa.int64()),
+                ("plan", pa.dictionary(pa.int32(), pa.string())),
+            ]
+        )
     )
     schema = infer_schema(table)
     df = table.to_pandas()

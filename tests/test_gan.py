@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from synthaug.training.config import TrainerConfig
 from synthaug.generators.base import get_generator
 from synthaug.generators.tabular.gan import Critic, TabularGAN
 from synthaug.io.sources import read_table
 from synthaug.pipeline.run import run_pipeline
+from synthaug.training.config import TrainerConfig
 from tests.conftest import PENGUINS
 
 # pac=2 so the tiny critic sees enough packs per batch of 100 to learn in a few hundred steps.

@@ -40,8 +40,19 @@ def within_train(holdout: pa.Table, train: pa.Table) -> pa.Table:
 
 def validate(tmp_path, synthetic: pa.Table, *extra):
     pq.write_table(synthetic, tmp_path / "synthetic.parquet")
-    args = ["validate", "--real", tmp_path / "train.parquet", "--synthetic", tmp_path / "synthetic.parquet",
-            "--holdout", tmp_path / "holdout.parquet", "--out", tmp_path / "report", "--overwrite", *extra]
+    args = [
+        "validate",
+        "--real",
+        tmp_path / "train.parquet",
+        "--synthetic",
+        tmp_path / "synthetic.parquet",
+        "--holdout",
+        tmp_path / "holdout.parquet",
+        "--out",
+        tmp_path / "report",
+        "--overwrite",
+        *extra,
+    ]
     result = runner.invoke(app, [str(a) for a in args])
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     failed = {g["name"] for g in report["gates"] if not g["passed"]}

@@ -28,8 +28,13 @@ from synthaug.validation.image import fit_feature_net, frechet_distance
 
 # family -> (LightningModule class, small config, epochs, config field that sizes a layer, its largest allowed value)
 FAMILIES = {
-    "image_gan": (ImageGANModule, {"latent_dim": 32, "generator_channels": 16, "discriminator_channels": 16, "val_images": 200},
-                  25, "generator_channels", 256),
+    "image_gan": (
+        ImageGANModule,
+        {"latent_dim": 32, "generator_channels": 16, "discriminator_channels": 16, "val_images": 200},
+        25,
+        "generator_channels",
+        256,
+    ),
     "image_vae": (ImageVAEModule, {"latent_dim": 8, "channels": 16, "lr": 2e-3, "val_images": 200}, 20, "channels", 256),
     "image_rbm": (ImageRBMModule, {"n_hidden": 128, "lr": 1e-2, "burn_in": 50, "val_images": 200}, 25, "n_hidden", 65_536),
 }
@@ -281,17 +286,29 @@ def test_image_checks_catch_a_family_that_ignores_conditions(one_thread):
         checks["conditions"]()
 
 
-@pytest.mark.parametrize("name, config", [
-    ("image_gan", {"latent_dim": 8, "generator_channels": 8, "discriminator_channels": 8, "val_images": 40}),
-    ("image_vae", {"latent_dim": 4, "channels": 8, "val_images": 40}),
-    ("image_rbm", {"n_hidden": 16, "burn_in": 5, "thinning": 1, "n_chains": 20, "val_images": 40}),
-])
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("image_gan", {"latent_dim": 8, "generator_channels": 8, "discriminator_channels": 8, "val_images": 40}),
+        ("image_vae", {"latent_dim": 4, "channels": 8, "val_images": 40}),
+        ("image_rbm", {"n_hidden": 16, "burn_in": 5, "thinning": 1, "n_chains": 20, "val_images": 40}),
+    ],
+)
 def test_two_process_ddp_fit(name, config):
     # Setup: two CPU processes (gloo), the scoring net and chains replicated on each rank
     from synthaug.testing import tiny_images
 
-    trainer = TrainerConfig(max_epochs=2, batch_size=32, patience=0, val_fraction=0.2, progress_bar=False,
-                            devices=2, strategy="ddp_fork", min_steps_per_epoch=2, max_steps_per_epoch=2)
+    trainer = TrainerConfig(
+        max_epochs=2,
+        batch_size=32,
+        patience=0,
+        val_fraction=0.2,
+        progress_bar=False,
+        devices=2,
+        strategy="ddp_fork",
+        min_steps_per_epoch=2,
+        max_steps_per_epoch=2,
+    )
     gen = get_generator(name)(config)
 
     # Run

@@ -133,8 +133,7 @@ def test_read_hf_parquet_written_by_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
     pixels = [_pixels(i) for i in range(4)]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["x", "y"])})
-    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(p) for p in pixels], "label": [1, 0, 1, 1]},
-                                    features=features)
+    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(p) for p in pixels], "label": [1, 0, 1, 1]}, features=features)
     ds.to_parquet(str(tmp_path / "train.parquet"))
 
     got = read_images(tmp_path)  # a folder of Parquet files
@@ -149,8 +148,10 @@ def test_read_webdataset_tar_file_folder_and_glob(tmp_path):
     shards.mkdir()
     _write_tar(shards / "a-000.tar", [(f"s{i}", {"png": _png(pixels[i]), "cls": b"%d" % (i % 2)}) for i in (0, 1)])
     # Members in either order, a trailing newline in .cls, and an unrelated member are all fine.
-    _write_tar(shards / "a-001.tar", [("s2", {"cls": b"1\n", "png": _png(pixels[2]), "json": b"{}"}),
-                                      ("s3", {"png": _png(pixels[3]), "cls": b"0"})])
+    _write_tar(
+        shards / "a-001.tar",
+        [("s2", {"cls": b"1\n", "png": _png(pixels[2]), "json": b"{}"}), ("s3", {"png": _png(pixels[3]), "cls": b"0"})],
+    )
 
     one, folder, pattern = (read_images(p) for p in (shards / "a-000.tar", shards, str(shards / "a-*.tar")))
 
@@ -184,8 +185,11 @@ def test_mixed_sizes_and_modes_are_converted_and_noted(tmp_path):
     got = read_images(root)  # most common: RGB, 6x5
 
     assert got.images.shape == (5, 6, 5, 3)
-    assert got.schema.notes == ["1 image converted from L to RGB", "1 image converted from RGBA to RGB",
-                                "1 image resized from 8x8 to 6x5 (height x width, bilinear)"]
+    assert got.schema.notes == [
+        "1 image converted from L to RGB",
+        "1 image converted from RGBA to RGB",
+        "1 image resized from 8x8 to 6x5 (height x width, bilinear)",
+    ]
     np.testing.assert_array_equal(got.images[3], np.repeat(gray, 3, axis=-1))
     resized = Image.fromarray(rgba[..., :3]).resize((5, 6), Image.Resampling.BILINEAR)
     np.testing.assert_array_equal(got.images[4], np.asarray(resized))
@@ -299,8 +303,8 @@ def test_png_has_no_time_or_text_chunks():
     data = png_bytes(_pixels(0))
     chunks, pos = [], 8
     while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        chunks.append(data[pos + 4:pos + 8].decode())
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append(data[pos + 4 : pos + 8].decode())
         pos += 12 + length
 
     assert chunks == ["IHDR", "IDAT", "IEND"]
@@ -313,11 +317,17 @@ def test_imagefolder_sink_layout_and_folder_hash(tmp_path, small_set):
 
     data = tmp_path / "run" / "data"
     assert sorted(p.relative_to(data).as_posix() for p in data.rglob("*.png")) == [
-        "cat/img-000.png", "cat/img-002.png", "cat/img-005.png", "dog/img-001.png", "dog/img-003.png",
-        "zebra/img-004.png"]
+        "cat/img-000.png",
+        "cat/img-002.png",
+        "cat/img-005.png",
+        "dog/img-001.png",
+        "dog/img-003.png",
+        "zebra/img-004.png",
+    ]
     cat = shards[0]
-    listing = "".join(f"{hashlib.sha256((data / 'cat' / n).read_bytes()).hexdigest()}  {n}\n"
-                      for n in sorted(p.name for p in (data / "cat").iterdir()))
+    listing = "".join(
+        f"{hashlib.sha256((data / 'cat' / n).read_bytes()).hexdigest()}  {n}\n" for n in sorted(p.name for p in (data / "cat").iterdir())
+    )
     assert (cat.path, cat.rows, cat.sha256) == ("data/cat", 3, hashlib.sha256(listing.encode()).hexdigest())
     assert cat.bytes == sum(p.stat().st_size for p in (data / "cat").iterdir())
 
@@ -328,8 +338,7 @@ def test_hf_parquet_shards_names_row_groups_and_metadata(tmp_path):
 
     shards = _write("hf_parquet", tmp_path / "run", images, labels, ["a", "b", "c"], rows_per_shard=200)
 
-    assert [(s.path, s.rows) for s in shards] == [("data/train-00000-of-00002.parquet", 200),
-                                                  ("data/train-00001-of-00002.parquet", 50)]
+    assert [(s.path, s.rows) for s in shards] == [("data/train-00000-of-00002.parquet", 200), ("data/train-00001-of-00002.parquet", 50)]
     assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == [Path(s.path).name for s in shards]
     first = pq.ParquetFile(tmp_path / "run" / shards[0].path)
     assert [first.metadata.row_group(i).num_rows for i in range(first.num_row_groups)] == [100, 100]
@@ -343,13 +352,13 @@ def test_hf_parquet_shards_load_in_datasets_with_source_features(tmp_path, monke
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pixels = [_pixels(i) for i in range(5)]
-    source = _write_hf_parquet(tmp_path / "src.parquet", [_png(p) for p in pixels], [0, 2, 1, 2, 0],
-                               ["ant", "bee", "cow"])
+    source = _write_hf_parquet(tmp_path / "src.parquet", [_png(p) for p in pixels], [0, 2, 1, 2, 0], ["ant", "bee", "cow"])
     real = read_images(source)
 
     shards = _write("hf_parquet", tmp_path / "run", real.images, real.labels, real.label_names)
-    loaded = datasets.load_dataset("parquet", data_files=[str(tmp_path / "run" / s.path) for s in shards],
-                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
+    loaded = datasets.load_dataset(
+        "parquet", data_files=[str(tmp_path / "run" / s.path) for s in shards], split="train", cache_dir=str(tmp_path / "hf-cache")
+    )
 
     source_features = datasets.Features.from_arrow_schema(pq.read_schema(source))
     assert loaded.features == source_features
@@ -449,8 +458,9 @@ def test_parquet_without_image_column_or_with_undecodable_bytes(tmp_path):
         read_images(nolabel)
 
 
-@pytest.mark.parametrize("label, why", [("a/b", "path separator"), ("..", "contains '..'"),
-                                        ("x\\..\\y", "path separator"), ("nul\0", "NUL character")])
+@pytest.mark.parametrize(
+    "label, why", [("a/b", "path separator"), ("..", "contains '..'"), ("x\\..\\y", "path separator"), ("nul\0", "NUL character")]
+)
 def test_unsafe_label_names_never_write_outside_data(tmp_path, small_set, label, why):
     images, labels, _ = small_set
     names = ["ok", label, "fine"]
@@ -470,15 +480,21 @@ def test_unsupported_mode_is_refused_and_named(tmp_path):
     Image.new("F", (5, 6), 0.5).save(buf, format="TIFF")  # 32-bit float: no 8-bit meaning
     path = _write_hf_parquet(tmp_path / "float.parquet", [buf.getvalue()], [0], ["a"])
 
-    with pytest.raises(BadInput, match=r"float\.parquet row 0 \(img0\.png\): image mode 'F' is not supported"
-                                       r".*convert it to 8-bit L or RGB first") as e:
+    with pytest.raises(
+        BadInput,
+        match=r"float\.parquet row 0 \(img0\.png\): image mode 'F' is not supported"
+        r".*convert it to 8-bit L or RGB first",
+    ) as e:
         read_images(path)
     _one_line(e)
 
 
 def test_unknown_builtin_and_bad_webdataset_samples(tmp_path):
-    with pytest.raises(BadInput, match=r"source\.path: unknown built-in data set 'sklearn:iris'; available: "
-                                       r"sklearn:digits"):
+    with pytest.raises(
+        BadInput,
+        match=r"source\.path: unknown built-in data set 'sklearn:iris'; available: "
+        r"sklearn:digits",
+    ):
         read_images("sklearn:iris")
 
     png = _png(_pixels(0))
@@ -488,8 +504,7 @@ def test_unknown_builtin_and_bad_webdataset_samples(tmp_path):
     _write_tar(tmp_path / "word.tar", [("k1", {"png": png, "cls": b"cat"})])
     with pytest.raises(BadInput, match=r"word\.tar sample 'k1': \.cls holds 'cat', not a class index"):
         read_images(tmp_path / "word.tar")
-    whole = _write_tar(tmp_path / "whole.tar", [(f"k{i}", {"png": _png(_pixels(i, 20, 20)), "cls": b"0"})
-                                                for i in range(3)]).read_bytes()
+    whole = _write_tar(tmp_path / "whole.tar", [(f"k{i}", {"png": _png(_pixels(i, 20, 20)), "cls": b"0"}) for i in range(3)]).read_bytes()
     for cut in (len(whole) // 2, 512 * 4):  # mid-member, and between members
         (tmp_path / "cut.tar").write_bytes(whole[:cut])
         with pytest.raises(BadInput, match=r"cut\.tar: not a complete tar file .*; re-create it"):

@@ -97,8 +97,7 @@ def test_feature_net_takes_any_size_and_l_or_rgb(shape):
 
 @pytest.mark.parametrize(
     "images",
-    [np.zeros((4, 8, 8, 1), np.float32), np.zeros((4, 8, 8), np.uint8), np.zeros((4, 8, 8, 2), np.uint8),
-     np.zeros((4, 7, 9, 1), np.uint8)],
+    [np.zeros((4, 8, 8, 1), np.float32), np.zeros((4, 8, 8), np.uint8), np.zeros((4, 8, 8, 2), np.uint8), np.zeros((4, 7, 9, 1), np.uint8)],
 )
 def test_feature_net_rejects_bad_images_clearly(images):
     with pytest.raises(BadInput, match=r"\(N, H, W, C\)|C in \{1, 3\}"):

@@ -3,7 +3,6 @@ real clients read -> image checks and gates -> publish; bad image input fails be
 
 import json
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -60,7 +59,9 @@ def test_same_seed_gives_byte_identical_image_shards(digits_pipeline, one_thread
 
 
 def test_imagefolder_rebalanced_to_a_rare_class(digits_pipeline, tmp_path, one_thread):
-    path = digits_pipeline(sample={"format": "imagefolder"}, augment={"balance": {"column": "label", "strategy": "ratios", "ratios": {"3": 1}}})
+    path = digits_pipeline(
+        sample={"format": "imagefolder"}, augment={"balance": {"column": "label", "strategy": "ratios", "ratios": {"3": 1}}}
+    )
     result = run_pipeline(path)
     assert result.status == "published", result.manifest["gates"]
     assert sorted(p.name for p in (result.path / "data").iterdir()) == ["3"]

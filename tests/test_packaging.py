@@ -48,7 +48,9 @@ def test_pipeline_runs_outside_the_repository(tmp_path, generator):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
 
     # Run
-    result = subprocess.run([sys.executable, "-m", "synthaug.cli", "run", "pipeline.yaml", "-q"], cwd=project, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "synthaug.cli", "run", "pipeline.yaml", "-q"], cwd=project, env=env, capture_output=True, text=True
+    )
 
     # Assert
     assert result.returncode == 0, result.stderr

@@ -104,7 +104,9 @@ def test_shards_carry_provenance_and_the_run_keeps_its_split(write_pipeline, pen
     # The split as row indices: the report's privacy metrics can be reproduced from it.
     split = json.loads((out / "split.json").read_text())
     train, holdout = penguins_table.take(split["train_index"]), penguins_table.take(split["holdout_index"])
-    assert len(split["train_index"]) == result.manifest["split"]["train_rows"] and not set(split["train_index"]) & set(split["holdout_index"])
+    assert len(split["train_index"]) == result.manifest["split"]["train_rows"] and not set(split["train_index"]) & set(
+        split["holdout_index"]
+    )
     synthetic = ds.dataset(str(out / "data"), format="parquet").to_table()
     again = evaluate(train, synthetic, holdout=holdout, gates={"dcr_share_max": 1.0})
     report = json.loads((out / "report.json").read_text())

@@ -98,7 +98,11 @@ def refused(dest, **kwargs) -> str:
     "dest, kwargs, message",
     [
         # the destination overlaps an input: refused even with --overwrite
-        ("data", {"inputs": {"source": "data/penguins.csv"}}, r"'data' contains the source 'data/penguins.csv'; choose an output folder outside your inputs"),
+        (
+            "data",
+            {"inputs": {"source": "data/penguins.csv"}},
+            r"'data' contains the source 'data/penguins.csv'; choose an output folder outside your inputs",
+        ),
         ("data/parts/out", {"inputs": {"source": "data/parts"}}, r"'data/parts/out' sits inside the source 'data/parts'"),
         ("data/parts", {"inputs": {"source": "data/parts"}}, r"is the source 'data/parts'"),
         ("pipelines", {"inputs": {"pipeline file": "pipelines/p.yaml"}}, r"contains the pipeline file 'pipelines/p.yaml'"),
@@ -106,7 +110,11 @@ def refused(dest, **kwargs) -> str:
         ("out/run", {"inputs": {"model": "out/run/model"}}, r"contains the model"),  # a synthaug output: only this rule saves it
         ("out/../data/parts/../parts", {"inputs": ["data/parts"]}, r"is the input 'data/parts'"),
         ("link/out", {"inputs": ["data/parts"]}, r"'link/out' sits inside the input"),  # link -> data/parts
-        ("pipelines/p.yaml", {"key": "--out", "inputs": {"synthetic data": "pipelines"}}, r"--out 'pipelines/p.yaml' sits inside the synthetic data"),
+        (
+            "pipelines/p.yaml",
+            {"key": "--out", "inputs": {"synthetic data": "pipelines"}},
+            r"--out 'pipelines/p.yaml' sits inside the synthetic data",
+        ),
         # paths that name no folder of their own
         (".", {}, r"output.dir '\.' names no folder of its own \(it is /"),
         ("x/..", {}, r"names no folder of its own"),
@@ -296,7 +304,11 @@ def test_a_full_disk_while_making_staging_is_bad_input(project, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(publish, "_make_dir", full)
-    with pytest.raises(BadInput, match=r"output.dir 'out/run': cannot create the staging folder .*/out/\.run\.staging-[0-9a-f]+ \(No space left on device\); free some space"):
+    with pytest.raises(
+        BadInput,
+        match=r"output.dir 'out/run': cannot create the staging folder .*/out/\.run\.staging-[0-9a-f]+ "
+        r"\(No space left on device\); free some space",
+    ):
         with staged("out/run", overwrite=True):
             pytest.fail("no stage without a staging folder")
     monkeypatch.undo()
@@ -329,8 +341,12 @@ def test_output_file_checks(project):
             check_output_file(out, **kwargs)
         return str(err.value)
 
-    assert "--out 'data/penguins.csv' is the source 'data/penguins.csv'" in refused_file("data/penguins.csv", inputs={"source": "data/penguins.csv"}, overwrite=True)
-    assert "--out 'data/parts/schema.json' sits inside the source 'data/parts'" in refused_file("data/parts/schema.json", inputs={"source": "data/parts"})
+    assert "--out 'data/penguins.csv' is the source 'data/penguins.csv'" in refused_file(
+        "data/penguins.csv", inputs={"source": "data/penguins.csv"}, overwrite=True
+    )
+    assert "--out 'data/parts/schema.json' sits inside the source 'data/parts'" in refused_file(
+        "data/parts/schema.json", inputs={"source": "data/parts"}
+    )
     (project / "alias.csv").symlink_to(project / "data/penguins.csv")
     assert "is the input 'data/penguins.csv'" in refused_file("alias.csv", inputs=["data/penguins.csv"], overwrite=True)
     assert "exists; pass --overwrite or choose another --out" in refused_file("pipelines/p.yaml")
@@ -512,7 +528,10 @@ with publish.staged(dest, overwrite=True) as stage:
 
 def test_a_second_run_on_the_same_destination_fails_at_once(project):
     with staged("out/run", overwrite=True) as first:
-        with pytest.raises(BadInput, match=r"another synthaug run is writing to output.dir 'out/\./run' .*; wait for it to finish or choose another output.dir"):
+        with pytest.raises(
+            BadInput,
+            match=r"another synthaug run is writing to output.dir 'out/\./run' .*; wait for it to finish or choose another output.dir",
+        ):
             with staged("out/./run", overwrite=True):
                 pytest.fail("two runs on one destination")
         assert first.path.is_dir()  # the refused run did not clean the live run's staging folder
@@ -545,7 +564,12 @@ def test_stale_leftovers_are_reported_and_removed(project):
     out = project / "out"
     for name in [".run.staging-0123456789ab", ".run.old-00112233aabb", ".run.staging-deadbeef"]:
         write_tree(out / name, {"x": name})
-    keep = [".run2.staging-0123456789ab", ".run.staging-notahex", ".run.staging-0123456789ab.staging-0123456789ab", "run.staging-0123456789ab"]
+    keep = [
+        ".run2.staging-0123456789ab",
+        ".run.staging-notahex",
+        ".run.staging-0123456789ab.staging-0123456789ab",
+        "run.staging-0123456789ab",
+    ]
     for name in keep:
         write_tree(out / name, {"x": name})
     messages: list[str] = []
@@ -587,4 +611,3 @@ def test_renameat2_through_libc_and_through_the_raw_syscall(tmp_path):
         assert tree(tmp_path / "a") == {"f": "b"} and tree(tmp_path / "b") == {"f": "a"}
         publish._remove_tree(tmp_path / "a")
         publish._remove_tree(tmp_path / "b")
-

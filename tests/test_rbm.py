@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthaug.training.config import TrainerConfig
 from synthaug.generators.base import get_generator
 from synthaug.generators.tabular.rbm import NOISE_BURN_IN, TabularRBM
 from synthaug.io.sources import read_table
 from synthaug.pipeline.run import run_pipeline
+from synthaug.training.config import TrainerConfig
 from tests.conftest import PENGUINS
 from tests.test_gan import association_gap, independent_columns, sample
 

@@ -229,8 +229,13 @@ def test_apply_rules_makes_rows_comply_and_counts_repairs(planted):
     fixed, counts = apply_rules(bad, schema, 0)
     assert fixed.num_rows == bad.num_rows and fixed.schema.equals(table.schema)
     assert all(v == 0 for v in hard_violations(fixed, schema).values()), hard_violations(fixed, schema)
-    for label in ("derived: total = price * qty", "derived: both = part_a + part_b", "inequality: discount <= price",
-                  "functional_dependency: code -> parent", "allowed_combinations: color x shape"):
+    for label in (
+        "derived: total = price * qty",
+        "derived: both = part_a + part_b",
+        "inequality: discount <= price",
+        "functional_dependency: code -> parent",
+        "allowed_combinations: color x shape",
+    ):
         assert counts[label] == before[label], (label, counts)  # each broken row repaired once, and counted
     assert counts["granularity: amount"] > 0
     shares = multiple_shares(frame_of(fixed).floats("amount"), by_kind(schema, "granularity")[0])

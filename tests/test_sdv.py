@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from synthaug.errors import BadInput
-from synthaug.generators.sdv import SDVCTGAN, SDVGaussianCopula, SDVTVAE, schema_from_sdv_metadata, schema_to_sdv_metadata
+from synthaug.generators.sdv import SDVCTGAN, SDVTVAE, SDVGaussianCopula, schema_from_sdv_metadata, schema_to_sdv_metadata
 from synthaug.schema import infer_schema
 from synthaug.testing import TINY_TRAINER, tiny_table
 from tests.conftest import PENGUINS, ROOT
@@ -56,7 +56,10 @@ def test_sdv_metadata_round_trip_gives_the_same_schema(penguins_table):
 
 def test_sdv_metadata_kinds_override_inference(penguins_table, tmp_path):
     # Setup: SDV says the year is a category and the (single-table, older format) file is on disk
-    meta = {"METADATA_SPEC_VERSION": "SINGLE_TABLE_V1", "columns": {"year": {"sdtype": "categorical"}, "body_mass_g": {"sdtype": "numerical", "computer_representation": "Float"}}}
+    meta = {
+        "METADATA_SPEC_VERSION": "SINGLE_TABLE_V1",
+        "columns": {"year": {"sdtype": "categorical"}, "body_mass_g": {"sdtype": "numerical", "computer_representation": "Float"}},
+    }
     path = tmp_path / "metadata.json"
     path.write_text(json.dumps(meta))
 
@@ -109,9 +112,7 @@ def test_only_the_sdv_module_imports_sdv_ctgan_or_rdt():
 
     # Run
     offenders = [
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "synthaug").rglob("*.py")
-        if p.name != "sdv.py" and pattern.search(p.read_text())
+        str(p.relative_to(ROOT)) for p in (ROOT / "synthaug").rglob("*.py") if p.name != "sdv.py" and pattern.search(p.read_text())
     ]
 
     # Assert
@@ -171,7 +172,9 @@ def test_metadata_detected_by_sdv_reads_back(penguins_table, tmp_path):
 
     # Assert
     kinds = {c.name: c.kind for c in schema.columns}
-    assert {k: kinds[k] for k, s in sdtypes.items() if s == "categorical"} == {k: "categorical" for k, s in sdtypes.items() if s == "categorical"}
+    assert {k: kinds[k] for k, s in sdtypes.items() if s == "categorical"} == {
+        k: "categorical" for k, s in sdtypes.items() if s == "categorical"
+    }
     assert all(kinds[k] in ("continuous", "integer") for k, s in sdtypes.items() if s == "numerical")
 
 

@@ -30,7 +30,10 @@ class CounterFactory:
 def test_callbacks_and_keywords_reach_the_trainer(one_thread):
     CALLS.clear()
     trainer = TrainerConfig(
-        max_epochs=2, batch_size=32, patience=0, progress_bar=False,
+        max_epochs=2,
+        batch_size=32,
+        patience=0,
+        progress_bar=False,
         extra={"gradient_clip_val": 0.5, "callbacks": ["tests.test_trainer_extra:CounterFactory"]},
     )
     get_generator("vae")({"latent_dim": 4, "hidden": [8]}).fit(tiny_table(80), trainer=trainer, seed=0)

@@ -8,9 +8,9 @@ import torch
 from scipy.stats import ks_2samp
 
 from synthaug.generators.tabular.onehot import draw_groups
-from synthaug.training.fidelity import FidelityLayout, ks_statistic
 from synthaug.io.sources import read_table
 from synthaug.schema import infer_schema
+from synthaug.training.fidelity import FidelityLayout, ks_statistic
 from synthaug.transforms.tabular import TabularEncoder
 from tests.conftest import PENGUINS
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from synthaug.cli import app
 from synthaug.errors import BadInput
-from synthaug.training.config import TrainerConfig
 from synthaug.generators.base import load_generator
 from synthaug.generators.tabular.vae import TabularVAE, TabularVAEModule
+from synthaug.training.config import TrainerConfig
 from synthaug.transforms.tabular import Span
 from synthaug.validation.fidelity import quality_report
 
@@ -71,7 +71,9 @@ def test_corrupt_weights_are_bad_input(fitted, tmp_path):
 def test_mixture_prior_is_fitted_and_saved(penguins_table, tmp_path):
     # Setup: prior "mixture" fits a Gaussian mixture to the training codes after training.
     trainer = TrainerConfig(max_epochs=5, batch_size=64, progress_bar=False)
-    gen = TabularVAE({"latent_dim": 4, "hidden": [32], "prior": "mixture", "prior_components": 3}).fit(penguins_table, trainer=trainer, seed=0)
+    gen = TabularVAE({"latent_dim": 4, "hidden": [32], "prior": "mixture", "prior_components": 3}).fit(
+        penguins_table, trainer=trainer, seed=0
+    )
     module = gen.module
     # Assert: weights sum to one over several used components, valid covariances, saved with the weights.
     assert module.prior_weights.sum() == pytest.approx(1.0) and int((module.prior_weights > 0.01).sum()) >= 2

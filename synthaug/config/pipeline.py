@@ -43,7 +43,9 @@ class ImageSourceConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    path: str = Field(..., description="a table (CSV, Parquet file or folder) or images (folder, HF Parquet, WebDataset tars, sklearn:digits)")
+    path: str = Field(
+        ..., description="a table (CSV, Parquet file or folder) or images (folder, HF Parquet, WebDataset tars, sklearn:digits)"
+    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     schema_path: str | None = Field(None, alias="schema", description="schema JSON overriding inference")
     sdv_metadata: str | None = Field(None, description="SDV metadata JSON whose sdtypes set the column kinds")
@@ -74,7 +76,8 @@ class SampleConfig(_Strict):
 class BalanceConfig(_Strict):
     column: str
     strategy: Literal["equalize", "complement", "ratios"] = Field(
-        "equalize", description="equalize: equal synthetic counts; complement: fill each class up to the largest real class; ratios: as given"
+        "equalize",
+        description="equalize: equal synthetic counts; complement: fill each class up to the largest real class; ratios: as given",
     )
     ratios: dict[str, float] | None = Field(None, description="category -> share, for strategy 'ratios'")
 
@@ -84,11 +87,11 @@ class AugmentConfig(_Strict):
 
 
 class ValidationConfig(_Strict):
-    expectations: list[dict[str, Any]] = Field(default_factory=list, description="extra GX expectations: {expectation: name, kwargs: {...}}")
-    suite: str | None = Field(None, description="an existing GX suite JSON used instead of the derived one")
-    metrics_rows: int = Field(
-        20_000, ge=MIN_METRIC_ROWS, description="synthetic rows sampled (seeded) for fidelity and privacy metrics"
+    expectations: list[dict[str, Any]] = Field(
+        default_factory=list, description="extra GX expectations: {expectation: name, kwargs: {...}}"
     )
+    suite: str | None = Field(None, description="an existing GX suite JSON used instead of the derived one")
+    metrics_rows: int = Field(20_000, ge=MIN_METRIC_ROWS, description="synthetic rows sampled (seeded) for fidelity and privacy metrics")
 
 
 class PrivacySection(PrivacyConfig):
@@ -272,9 +275,7 @@ def validate_config(raw: dict[str, Any], where: str) -> PipelineConfig:
             extra = next((e for e in exc.errors() if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), None)
             if extra and str(extra["loc"][0]) in other_model.model_fields:
                 this, other, preset = ("images", "tables", "images") if image else ("tables", "images", "default")
-                raise BadInput(
-                    f"{where}: gates.{extra['loc'][0]} applies to {other}, not {this}; use gates: {preset} (or none)"
-                ) from None
+                raise BadInput(f"{where}: gates.{extra['loc'][0]} applies to {other}, not {this}; use gates: {preset} (or none)") from None
             raise BadInput(describe_error(exc, where, gates_model, prefix=("gates",))) from None
     try:
         config = PipelineConfig.model_validate(section)

@@ -94,9 +94,7 @@ class Generator(ABC):
         """Learn; may return facts about training (best epoch, why it stopped) for fit_info."""
 
     @abstractmethod
-    def sample_batches(
-        self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000
-    ) -> Iterator[Any]:
+    def sample_batches(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None, batch_size: int = 10_000) -> Iterator[Any]:
         """Yield batches totalling `n` (Arrow tables for tables); batch i seeded by (seed, i)."""
 
     @abstractmethod
@@ -162,16 +160,13 @@ def get_generator(name: str) -> type[Generator]:
     registry = available()
     if name not in registry:
         raise BadInput(
-            f"key 'generator.name': unknown generator '{name}'; available: {', '.join(sorted(registry))} "
-            "(see `synthaug generators`)"
+            f"key 'generator.name': unknown generator '{name}'; available: {', '.join(sorted(registry))} (see `synthaug generators`)"
         )
     module, _, attr = registry[name].partition(":")
     try:
         cls = getattr(import_module(module), attr)
     except ImportError as exc:
-        raise BadInput(
-            f"generator '{name}' cannot be imported ({exc}); install its extra, e.g. pip install 'synthaug[sdv]'"
-        ) from None
+        raise BadInput(f"generator '{name}' cannot be imported ({exc}); install its extra, e.g. pip install 'synthaug[sdv]'") from None
     return cls
 
 
@@ -189,9 +184,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BadInput(f"{file}: corrupt model manifest (not a JSON object); re-run the pipeline to save the model again")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise BadInput(
-            f"{file}: model format version {version!r} is newer than this synthaug reads ({FORMAT_VERSION}); upgrade synthaug"
-        )
+        raise BadInput(f"{file}: model format version {version!r} is newer than this synthaug reads ({FORMAT_VERSION}); upgrade synthaug")
     for key in ("name", "config"):
         if key not in manifest:
             raise BadInput(f"{file}: model manifest has no '{key}'; the file is damaged, re-save the model")

@@ -61,19 +61,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     pixels = image[..., 0] if image.shape[-1] == 1 else image
     buf = io.BytesIO()
     # A fresh image from bare pixels carries no info (ICC, dpi, text) into the file.
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
-                                                       optimize=False)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
     return buf.getvalue()
 
 
 def check_label_name(name: str) -> None:
     """Refuse a class name that would not be a single plain folder name under data/."""
-    reasons = [why for why, bad in (("it has a path separator", "/" in name or "\\" in name),
-                                    ("it contains '..'", ".." in name), ("it has a NUL character", "\0" in name),
-                                    ("it is empty or '.'", name in ("", "."))) if bad]
+    reasons = [
+        why
+        for why, bad in (
+            ("it has a path separator", "/" in name or "\\" in name),
+            ("it contains '..'", ".." in name),
+            ("it has a NUL character", "\0" in name),
+            ("it is empty or '.'", name in ("", ".")),
+        )
+        if bad
+    ]
     if reasons:
-        raise BadInput(f"label {name!r} cannot be a folder under data/ ({reasons[0]}); rename that class in the "
-                       f"source, or write hf_parquet or webdataset shards")
+        raise BadInput(
+            f"label {name!r} cannot be a folder under data/ ({reasons[0]}); rename that class in the "
+            f"source, or write hf_parquet or webdataset shards"
+        )
 
 
 class _Sink:
@@ -103,8 +111,7 @@ class _Sink:
             raise ValueError(f"every batch must have image shape {self._shape}, got {images.shape[1:]}")
         if len(labels) != len(images) or len(keys) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels and {len(keys)} keys")
-        if len(labels) and (not np.issubdtype(labels.dtype, np.integer)
-                            or labels.min() < 0 or labels.max() >= len(self.label_names)):
+        if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(self.label_names)):
             raise ValueError(f"labels must be integer class indices in [0, {len(self.label_names)})")
         names = [self._file_key(str(k)) for k in keys]  # refuse a colliding key before writing the batch
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,8 +127,10 @@ class _Sink:
     def _file_key(self, key: str) -> str:
         name = re.sub(r"[^A-Za-z0-9_-]", "_", key) or "_"
         if name in self._keys:
-            raise BadInput(f"sample keys {self._keys[name]!r} and {key!r} both become file name {name!r}; "
-                           f"give samples distinct keys of letters, digits, '-' and '_'")
+            raise BadInput(
+                f"sample keys {self._keys[name]!r} and {key!r} both become file name {name!r}; "
+                f"give samples distinct keys of letters, digits, '-' and '_'"
+            )
         self._keys[name] = key
         return name
 
@@ -132,8 +141,7 @@ class _Sink:
         raise NotImplementedError
 
     def _record(self, path: Path, rows: int) -> None:
-        self.shards.append(ImageShardInfo(path.relative_to(self.run_dir).as_posix(), rows, path.stat().st_size,
-                                          _sha256_file(path)))
+        self.shards.append(ImageShardInfo(path.relative_to(self.run_dir).as_posix(), rows, path.stat().st_size, _sha256_file(path)))
 
 
 class ImageFolderSink(_Sink):
@@ -157,14 +165,27 @@ class ImageFolderSink(_Sink):
         for label in sorted(self._files):
             files = sorted(self._files[label])
             listing = "".join(f"{digest}  {name}\n" for name, digest, _ in files)
-            self.shards.append(ImageShardInfo(f"data/{self.label_names[label]}", len(files),
-                                              sum(size for *_, size in files),
-                                              hashlib.sha256(listing.encode()).hexdigest()))
+            self.shards.append(
+                ImageShardInfo(
+                    f"data/{self.label_names[label]}",
+                    len(files),
+                    sum(size for *_, size in files),
+                    hashlib.sha256(listing.encode()).hexdigest(),
+                )
+            )
 
 
 class HFParquetSink(_Sink):
-    def __init__(self, run_dir: str | Path, label_names: list[str], *, rows_per_shard: int = 1000,
-                 row_group_size: int = ROW_GROUP_SIZE, split: str = "train", label_column: str = "label"):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        label_names: list[str],
+        *,
+        rows_per_shard: int = 1000,
+        row_group_size: int = ROW_GROUP_SIZE,
+        split: str = "train",
+        label_column: str = "label",
+    ):
         import pyarrow as pa
 
         if not re.fullmatch(r"[A-Za-z0-9_]+", split):
@@ -172,11 +193,11 @@ class HFParquetSink(_Sink):
         super().__init__(run_dir, label_names, rows_per_shard)
         self.row_group_size, self.split = row_group_size, split
         self.label_column = label_column
-        features = {"image": {"_type": "Image"},
-                    label_column: {"names": self.label_names, "_type": "ClassLabel"}}
+        features = {"image": {"_type": "Image"}, label_column: {"names": self.label_names, "_type": "ClassLabel"}}
         image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-        self.schema = pa.schema([("image", image_type), (label_column, pa.int64())],
-                                metadata={"huggingface": json.dumps({"info": {"features": features}})})
+        self.schema = pa.schema(
+            [("image", image_type), (label_column, pa.int64())], metadata={"huggingface": json.dumps({"info": {"features": features}})}
+        )
         self._rows: list[tuple[bytes, str, int]] = []
         self._partials: list[tuple[Path, int]] = []
 
@@ -190,13 +211,20 @@ class HFParquetSink(_Sink):
         import pyarrow.parquet as pq
 
         blobs, paths, labels = zip(*self._rows)
-        images = pa.StructArray.from_arrays([pa.array(blobs, pa.binary()), pa.array(paths, pa.string())],
-                                            fields=list(self.schema.field("image").type))
+        images = pa.StructArray.from_arrays(
+            [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], fields=list(self.schema.field("image").type)
+        )
         table = pa.Table.from_arrays([images, pa.array(labels, pa.int64())], schema=self.schema)
         path = self.data_dir / f".{self.split}-{len(self._partials):05d}.parquet.partial"
         # Statistics and dictionaries only for labels: min/max of PNG bytes help nobody.
-        pq.write_table(table, path, row_group_size=self.row_group_size, compression="zstd",
-                       use_dictionary=[self.label_column], write_statistics=[self.label_column])
+        pq.write_table(
+            table,
+            path,
+            row_group_size=self.row_group_size,
+            compression="zstd",
+            use_dictionary=[self.label_column],
+            write_statistics=[self.label_column],
+        )
         self._partials.append((path, len(self._rows)))
         self._rows = []
 
@@ -239,8 +267,7 @@ class WebDatasetSink(_Sink):
         (self.data_dir / LABEL_NAMES_FILE).write_text(json.dumps(self.label_names, indent=1) + "\n")
 
 
-SINKS: dict[str, type[_Sink]] = {"imagefolder": ImageFolderSink, "hf_parquet": HFParquetSink,
-                                 "webdataset": WebDatasetSink}
+SINKS: dict[str, type[_Sink]] = {"imagefolder": ImageFolderSink, "hf_parquet": HFParquetSink, "webdataset": WebDatasetSink}
 
 
 def open_image_sink(format: str, run_dir: str | Path, label_names: list[str], **options) -> ShardSink:

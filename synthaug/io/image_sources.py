@@ -55,8 +55,9 @@ class ImageSet:
         """The images at `indices` (e.g. a train split), with class counts recounted."""
         idx = np.asarray(indices, dtype=np.int64)
         images, labels = self.images[idx], self.labels[idx]
-        schema = self.schema.model_copy(update={
-            "class_counts": dict(zip(self.label_names, np.bincount(labels, minlength=len(self.label_names)).tolist()))})
+        schema = self.schema.model_copy(
+            update={"class_counts": dict(zip(self.label_names, np.bincount(labels, minlength=len(self.label_names)).tolist()))}
+        )
         return ImageSet(images, labels, list(self.label_names), [self.keys[i] for i in idx], schema)
 
 
@@ -135,8 +136,10 @@ def _detect(spec: str, format: str | None, key: str) -> tuple[str, list[Path]]:
     if format in ("hf_parquet", "webdataset"):
         return format, [p for p in paths if by_suffix.get(p.suffix.lower()) == format] or paths
     found = ", ".join(sorted({p.suffix.lower() or "(no suffix)" for p in paths}))
-    raise BadInput(f"{spec}: not an image source (found {found} files); point {key} at an ImageFolder root "
-                   f"<root>/<label>/<file>.png, .parquet files, .tar files or {', '.join(BUILTINS)}")
+    raise BadInput(
+        f"{spec}: not an image source (found {found} files); point {key} at an ImageFolder root "
+        f"<root>/<label>/<file>.png, .parquet files, .tar files or {', '.join(BUILTINS)}"
+    )
 
 
 def _imagefolder_items(root: Path, key: str) -> tuple[list[_Item], list[str]]:
@@ -145,15 +148,18 @@ def _imagefolder_items(root: Path, key: str) -> tuple[list[_Item], list[str]]:
     if not names:
         loose = [p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
         hint = f" ({_count(len(loose))} directly in it: move them into class folders)" if loose else ""
-        raise BadInput(f"{root}: no class folders{hint}; expected <root>/<label>/<file>.png, or point {key} "
-                       f"at .parquet or .tar files or {', '.join(BUILTINS)}")
+        raise BadInput(
+            f"{root}: no class folders{hint}; expected <root>/<label>/<file>.png, or point {key} "
+            f"at .parquet or .tar files or {', '.join(BUILTINS)}"
+        )
     items = []
     for label, name in enumerate(names):
-        files = sorted((p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                       key=lambda p: p.relative_to(root).as_posix())
+        files = sorted(
+            (p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+            key=lambda p: p.relative_to(root).as_posix(),
+        )
         if not files:
-            raise BadInput(f"{root / name}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                           f"add images or remove the folder")
+            raise BadInput(f"{root / name}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
         for f in files:
             items.append(_Item(f.relative_to(root).as_posix(), label, str(f), partial(Image.open, f)))
     return items, names
@@ -193,8 +199,9 @@ def _parquet_items(files: list[Path], label_column: str, key: str) -> tuple[list
         names = [str(i) for i in range(top + 1)]  # no ClassLabel names: the index is the name
     elif top >= len(names):
         bad = next(it for it in items if it.label >= len(names))
-        raise BadInput(f"{bad.where}: label {bad.label} but the huggingface metadata names only {len(names)} "
-                       f"classes; fix the label or the metadata")
+        raise BadInput(
+            f"{bad.where}: label {bad.label} but the huggingface metadata names only {len(names)} classes; fix the label or the metadata"
+        )
     return items, names
 
 
@@ -203,19 +210,24 @@ def _check_parquet_columns(f: Path, schema, label_column: str) -> None:
 
     columns = ", ".join(schema.names)
     if "image" not in schema.names:
-        raise BadInput(f"{f}: no 'image' column (columns: {columns}); expected Hugging Face image Parquet with "
-                       f"image struct<bytes, path> and {label_column} int64")
+        raise BadInput(
+            f"{f}: no 'image' column (columns: {columns}); expected Hugging Face image Parquet with "
+            f"image struct<bytes, path> and {label_column} int64"
+        )
     t = schema.field("image").type
-    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)
-            or (pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and t.get_field_index("path") >= 0)):
-        raise BadInput(f"{f}: column 'image' is {t}, not struct<bytes: binary, path: string>; "
-                       f"save it with datasets' Image() feature")
+    if not (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or (pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and t.get_field_index("path") >= 0)
+    ):
+        raise BadInput(f"{f}: column 'image' is {t}, not struct<bytes: binary, path: string>; save it with datasets' Image() feature")
     if label_column not in schema.names:
-        raise BadInput(f"{f}: no {label_column!r} column (columns: {columns}); name the label column "
-                       f"(label_column) or add class indices")
+        raise BadInput(f"{f}: no {label_column!r} column (columns: {columns}); name the label column (label_column) or add class indices")
     if not pa.types.is_integer(schema.field(label_column).type):
-        raise BadInput(f"{f}: column {label_column!r} is {schema.field(label_column).type}, not integer class "
-                       f"indices; store labels as a ClassLabel (int64) column")
+        raise BadInput(
+            f"{f}: column {label_column!r} is {schema.field(label_column).type}, not integer class "
+            f"indices; store labels as a ClassLabel (int64) column"
+        )
 
 
 def _class_names(schema, label_column: str) -> list[str] | None:
@@ -246,8 +258,7 @@ def _webdataset_items(tars: list[Path], key: str) -> tuple[list[_Item], list[str
             text = members["cls"].decode("ascii", "replace").strip()
             if not re.fullmatch(r"\d+", text):
                 raise BadInput(f"{where}: .cls holds {text[:20]!r}, not a class index; write it as ASCII digits")
-            items.append(_Item(sample_key, int(text), f"{where} ({sample_key}.{image_ext})",
-                               partial(_open_bytes, members[image_ext])))
+            items.append(_Item(sample_key, int(text), f"{where} ({sample_key}.{image_ext})", partial(_open_bytes, members[image_ext])))
     if not items:
         raise BadInput(f"{tars[0]}: no samples; expected <key>.png + <key>.cls members (or fix {key})")
     top = max(it.label for it in items)
@@ -255,8 +266,9 @@ def _webdataset_items(tars: list[Path], key: str) -> tuple[list[_Item], list[str
     if names is None:
         return items, [str(i) for i in range(top + 1)]
     if top >= len(names):
-        raise BadInput(f"{tars[0].parent / LABEL_NAMES_FILE}: names {len(names)} classes but a sample has label "
-                       f"{top}; fix the file or the labels")
+        raise BadInput(
+            f"{tars[0].parent / LABEL_NAMES_FILE}: names {len(names)} classes but a sample has label {top}; fix the file or the labels"
+        )
     return items, names
 
 
@@ -317,8 +329,9 @@ def _sklearn_items(spec: str, key: str) -> tuple[list[_Item], list[str], list[st
 
     digits = load_digits()  # ships inside scikit-learn: no download
     pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    items = [_Item(f"digits-{i:05d}", int(t), f"{spec} image {i}", partial(Image.fromarray, pixels[i]))
-             for i, t in enumerate(digits.target)]
+    items = [
+        _Item(f"digits-{i:05d}", int(t), f"{spec} image {i}", partial(Image.fromarray, pixels[i])) for i, t in enumerate(digits.target)
+    ]
     return items, [str(i) for i in range(10)], ["pixel values 0..16 scaled to 0..255"]
 
 
@@ -348,8 +361,7 @@ def _load(items: list[_Item], size, mode, notes: list[str]) -> tuple[np.ndarray,
             out[i] = np.asarray(im).reshape(h, w, -1)
     notes = list(notes)
     notes += [f"{_count(n)} converted from {m} to {target}" for m, n in sorted(converted.items())]
-    notes += [f"{_count(n)} resized from {sh}x{sw} to {h}x{w} (height x width, {RESAMPLE_NAME})"
-              for (sh, sw), n in sorted(resized.items())]
+    notes += [f"{_count(n)} resized from {sh}x{sw} to {h}x{w} (height x width, {RESAMPLE_NAME})" for (sh, sw), n in sorted(resized.items())]
     return out, np.array([it.label for it in items], dtype=np.int64), notes
 
 
@@ -360,14 +372,12 @@ def _decode(item: _Item, full: bool) -> Image.Image:
             im.load()
         return im
     except Exception as exc:  # Pillow raises many types on corrupt data; all mean "this file"
-        raise BadInput(f"{item.where}: cannot decode image ({_first_line(exc)}); "
-                       f"replace or remove it") from None
+        raise BadInput(f"{item.where}: cannot decode image ({_first_line(exc)}); replace or remove it") from None
 
 
 def _check_mode(mode: str, where: str) -> None:
     if mode not in _CONVERTIBLE:
-        raise BadInput(f"{where}: image mode {mode!r} is not supported (no lossless meaning as 8-bit); "
-                       f"convert it to 8-bit L or RGB first")
+        raise BadInput(f"{where}: image mode {mode!r} is not supported (no lossless meaning as 8-bit); convert it to 8-bit L or RGB first")
 
 
 def _to_mode(im: Image.Image, target: str) -> Image.Image:

@@ -261,8 +261,13 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def _os_error(shown: str, action: str, path: Path, exc: OSError, key: str) -> BadInput:
-    hints = {errno.ENOSPC: "free some space", getattr(errno, "EDQUOT", errno.ENOSPC): "free some space",
-             errno.EACCES: "fix the permissions", errno.EPERM: "fix the permissions", errno.EROFS: "use a writable disk"}
+    hints = {
+        errno.ENOSPC: "free some space",
+        getattr(errno, "EDQUOT", errno.ENOSPC): "free some space",
+        errno.EACCES: "fix the permissions",
+        errno.EPERM: "fix the permissions",
+        errno.EROFS: "use a writable disk",
+    }
     hint = hints.get(exc.errno, "check the folder")
     return BadInput(f"{shown}: cannot {action} {path} ({exc.strerror or exc}); {hint} or choose another {key}")
 
@@ -298,8 +303,14 @@ def _syscall_renameat2(libc: ctypes.CDLL) -> Callable[..., int] | None:
     libc.syscall.restype = ctypes.c_long
 
     def renameat2(olddir: int, old: bytes, newdir: int, new: bytes, flags: int) -> int:
-        return libc.syscall(ctypes.c_long(number), ctypes.c_int(olddir), ctypes.c_char_p(old),
-                            ctypes.c_int(newdir), ctypes.c_char_p(new), ctypes.c_uint(flags))
+        return libc.syscall(
+            ctypes.c_long(number),
+            ctypes.c_int(olddir),
+            ctypes.c_char_p(old),
+            ctypes.c_int(newdir),
+            ctypes.c_char_p(new),
+            ctypes.c_uint(flags),
+        )
 
     return renameat2
 
@@ -423,8 +434,7 @@ class Stage:
         try:
             _rename_new(old, self.dest)
         except OSError as exc:
-            self.log(f"could not put the previous output back from {old} ({exc.strerror}); "
-                     f"the next run on {self.dest} restores it")
+            self.log(f"could not put the previous output back from {old} ({exc.strerror}); the next run on {self.dest} restores it")
 
     def _remove_old(self, old: Path) -> None:
         # Publishing has succeeded; a leftover is only wasted space, removed by the next run on dest.

@@ -343,8 +343,7 @@ def _unify(root: Path, files: list[Path], schemas: list[pa.Schema]) -> pa.Schema
         if not all(_lossless(t, target) for t in types):
             f, t = next(((f, t) for f, t in zip(files, types) if t != types[0]), (files[0], types[0]))
             raise BadInput(
-                f"{f}: column '{name}' is {t} there but {types[0]} in {files[0].relative_to(root)}; "
-                f"cast it to one type in every file"
+                f"{f}: column '{name}' is {t} there but {types[0]} in {files[0].relative_to(root)}; cast it to one type in every file"
             )
         was = sorted({str(t) for t in types if t != target})
         if was:

@@ -58,6 +58,8 @@ def rerun_report(run_dir: Path, out: Path, *, gates: str | None = None, overwrit
             balance=None if not balance else stages.Balance(balance["column"], balance["shares"]),
         )
         write_report(stage.path, report, validator, reference, synthetic, source.schema)
-        write_json(stage.path / "manifest.json", {"producer": "synthaug", "kind": "report", "run": str(run_dir), "passed": report["passed"]})
+        write_json(
+            stage.path / "manifest.json", {"producer": "synthaug", "kind": "report", "run": str(run_dir), "passed": report["passed"]}
+        )
         stage.publish()
     return report

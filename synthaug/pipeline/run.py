@@ -53,7 +53,13 @@ def inputs_of(config: PipelineConfig, pipeline_file: str | Path | None = None) -
 def provenance_of(config: PipelineConfig, generator: str) -> dict:
     from synthaug import __version__
 
-    return {"producer": "synthaug", "version": __version__, "generator": generator, "seed": config.seed, "config_hash": config.config_hash()}
+    return {
+        "producer": "synthaug",
+        "version": __version__,
+        "generator": generator,
+        "seed": config.seed,
+        "config_hash": config.config_hash(),
+    }
 
 
 def split_record(source, parts) -> dict:
@@ -80,6 +86,8 @@ def run_pipeline(
     from synthaug.generators.base import get_generator
 
     timings: dict[str, float] = {}
+    if not force and (done := _already_published(config, log)) is not None:
+        return done  # nothing would change: no lock, no staging, no --overwrite needed
     with staged(config.output.dir, inputs=inputs_of(config, pipeline_file), overwrite=overwrite, log=log) as stage:
         if get_generator(config.generator.name).modality == "image":
             return _run_images(config, stage, timings, log)
@@ -92,24 +100,50 @@ def run_pipeline(
             declared = stages.check_privacy(config, source, parts.train.num_rows) if config.privacy else None
             # DP mode: the suite's bounds and categories are the declared (public) ones, as the model's.
             shard_validator = stages.validator(config, stages.model_schema(source.schema, declared), train_df)
-        keys = _keys(config, source)
-        if keys and not force and (done := cache.up_to_date(config, keys[1])) is not None:
-            log(f"up to date: {config.output.dir} was made by this config and data (run key {keys[1][:12]}); nothing to run")
-            return RunResult("published", Path(config.output.dir).absolute(), done)
+        keys = _keys(config, source.sha256)
         trainer = config.trainer.model_copy(update={"checkpoint_dir": str(stage.path / "checkpoints")})
         with _reservation(config, source, parts, log) as budget:
             return _fit_sample_validate(
-                config, stage, timings, log, source, parts, train_df, holdout_df, balance, shard_validator, trainer, declared, budget, keys,
+                config,
+                stage,
+                timings,
+                log,
+                source,
+                parts,
+                train_df,
+                holdout_df,
+                balance,
+                shard_validator,
+                trainer,
+                declared,
+                budget,
+                keys,
                 force,
             )
 
 
-def _keys(config: PipelineConfig, source) -> tuple[str, str] | None:
+def _keys(config: PipelineConfig, source_sha256: str) -> tuple[str, str] | None:
     """(fit key, run key), or None when the cache is off (or the run is DP: never cached)."""
     if not config.cache.enabled or config.privacy is not None:
         return None
-    fit = cache.fit_key(config, source.sha256)
+    fit = cache.fit_key(config, source_sha256)
     return fit, cache.run_key(config, fit)
+
+
+def _already_published(config: PipelineConfig, log) -> RunResult | None:
+    """The published result at output.dir, if this config and data made it and its shards still
+    verify (only the source's bytes are hashed: no training, sampling or validation)."""
+    from synthaug.io.sources import data_hash
+
+    source = Path(config.source.path)
+    if not (config.cache.enabled and config.privacy is None and source.exists()):
+        return None
+    keys = _keys(config, data_hash(source))
+    done = cache.up_to_date(config, keys[1])
+    if done is None:
+        return None
+    log(f"up to date: {config.output.dir} was made by this config and data (run key {keys[1][:12]}); nothing to run")
+    return RunResult("published", Path(config.output.dir).absolute(), done)
 
 
 @contextmanager

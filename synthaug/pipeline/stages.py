@@ -118,9 +118,7 @@ def check_plan(config: PipelineConfig, source: Source, train: pd.DataFrame) -> t
         except BadInput as exc:
             raise BadInput(f"sample.conditions: {exc}") from None
     if sample.synthetic_column and sample.synthetic_column in source.schema.names:
-        raise BadInput(
-            f"sample.synthetic_column '{sample.synthetic_column}' is already a column of {source.path}; choose another name"
-        )
+        raise BadInput(f"sample.synthetic_column '{sample.synthetic_column}' is already a column of {source.path}; choose another name")
     balance = None
     if config.augment.balance:
         if not cls.tags.rebalance:

@@ -20,9 +20,7 @@ def sections(report: dict[str, Any], train, synth: np.ndarray, labels: np.ndarra
     for k, name in enumerate(names):
         real = train.images[train.labels == k][:PER_CLASS]
         fake = synth[labels == k][:PER_CLASS]
-        rows.append(
-            f"<tr><th>{html.escape(str(name))}</th><td>{_grid(real)}</td><td>{_grid(fake)}</td></tr>"
-        )
+        rows.append(f"<tr><th>{html.escape(str(name))}</th><td>{_grid(real)}</td><td>{_grid(fake)}</td></tr>")
     parts = [
         "<h2>Images per class: real (training) vs synthetic</h2>",
         f"<table><tr><th>label</th><th>real</th><th>synthetic</th></tr>{''.join(rows)}</table>",

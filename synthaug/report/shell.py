@@ -23,11 +23,11 @@ def skip_reason(gate: dict) -> str | None:
     detail = str(gate.get("detail") or "")
     if gate.get("value") is not None or not detail.startswith(SKIPPED):
         return None
-    return detail[len(SKIPPED):].split("; ", 1)[0]
+    return detail[len(SKIPPED) :].split("; ", 1)[0]
 
 
 def gate_status(gate: dict) -> str:
-    """"passed", "failed", or "skipped" (not measurable, and allowed to be: listed as optional)."""
+    """ "passed", "failed", or "skipped" (not measurable, and allowed to be: listed as optional)."""
     if not gate["passed"]:
         return "failed"
     return "skipped" if skip_reason(gate) is not None else "passed"
@@ -92,8 +92,6 @@ def junit_xml(report: dict[str, Any]) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
-
-
 def html_page(report: dict[str, Any], sections: list[str]) -> str:
     """The whole report.html: title, summary, gates, then the modality's sections (already HTML)."""
     parts = [
@@ -147,5 +145,3 @@ def _gate_table(gates: list[dict]) -> str:
             f"<td>{html.escape(str(g['op']))} {html.escape(str(g['threshold']))}</td><td>{html.escape(detail)}</td></tr>"
         )
     return "<table><tr><th></th><th>gate</th><th>value</th><th>threshold</th><th>detail</th></tr>" + "".join(rows) + "</table>"
-
-

@@ -27,12 +27,14 @@ def sections(report: dict[str, Any], real: pd.DataFrame | None, synthetic: pd.Da
     detection = report.get("metrics", {}).get("fidelity", {}).get("detection") or {}
     if detection.get("top_features"):
         rows = "".join(
-            f"<tr><td>{html.escape(str(f['feature']))}</td><td>{float(f['importance']):.3f}</td><td>{html.escape(str(f.get('detail', '')))}</td></tr>"
+            f"<tr><td>{html.escape(str(f['feature']))}</td><td>{float(f['importance']):.3f}</td>"
+            f"<td>{html.escape(str(f.get('detail', '')))}</td></tr>"
             for f in detection["top_features"]
         )
         parts += [
             f"<h2>Why rows are detectable (detection AUC {float(detection['auc']):.3f})</h2>",
-            "<p>The drop in the real-vs-synthetic classifier's AUC when one feature is shuffled: the features that give synthetic rows away.</p>",
+            "<p>The drop in the real-vs-synthetic classifier's AUC when one feature is shuffled: "
+            "the features that give synthetic rows away.</p>",
             f"<table><tr><th>feature</th><th>importance</th><th>detail</th></tr>{rows}</table>",
         ]
     shapes = report.get("metrics", {}).get("fidelity", {}).get("quality", {}).get("column_shape_scores")
@@ -92,7 +94,7 @@ def _distribution_figure(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sc
             ax.bar(x + 0.2, sf[top], width=0.4, label="synthetic")
             ax.set_xticks(x, [t[:12] for t in top], rotation=45, ha="right", fontsize=7)
         ax.set_title(spec.name, fontsize=9)
-    for ax in list(axes.flat)[len(cols):]:
+    for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()

@@ -776,9 +776,7 @@ def _linear_for(target: str, others: list[str], values: dict[str, np.ndarray], s
     intercept = _snap(intercept, lambda b: misses_with(coefs, b) <= base)
     if any(c == 0 for c in coefs):
         return None
-    rule = DerivedRule(
-        column=target, inputs=used, coefficients=None if all(c == 1 for c in coefs) else coefs, intercept=intercept
-    )
+    rule = DerivedRule(column=target, inputs=used, coefficients=None if all(c == 1 for c in coefs) else coefs, intercept=intercept)
     accepted, held = _verdict(y_all, rule.evaluate(xs), spec)
     if not accepted:
         return None
@@ -1063,9 +1061,7 @@ def _combination_ok(a: np.ndarray, b: np.ndarray, rule: AllowedCombinationsRule)
     """False where both values are known to the rule yet their pair is not allowed."""
     allowed = {tuple(p) for p in rule.pairs}
     first, second = {p[0] for p in rule.pairs}, {p[1] for p in rule.pairs}
-    return np.array(
-        [x is None or y is None or (x, y) in allowed or x not in first or y not in second for x, y in zip(a, b)], dtype=bool
-    )
+    return np.array([x is None or y is None or (x, y) in allowed or x not in first or y not in second for x, y in zip(a, b)], dtype=bool)
 
 
 def _topological(dependencies: list[tuple[FunctionalDependencyRule, str]]) -> list[tuple[FunctionalDependencyRule, str]]:
@@ -1080,9 +1076,7 @@ def _topological(dependencies: list[tuple[FunctionalDependencyRule, str]]) -> li
     return done
 
 
-def _repair_combination(
-    frame: _Frame, rule: AllowedCombinationsRule, avoid: set[str], rng: np.random.Generator, fixed: set[str]
-) -> int:
+def _repair_combination(frame: _Frame, rule: AllowedCombinationsRule, avoid: set[str], rng: np.random.Generator, fixed: set[str]) -> int:
     """Resample the second column (else the first) of disallowed pairs from the values allowed with
     the other, weighted by real counts. `avoid`: columns better left alone (conditions, columns a
     dependency sets); `fixed`: columns never changed (conditions)."""

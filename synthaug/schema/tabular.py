@@ -184,10 +184,7 @@ def _check_kind(name: str, kind: str, t: pa.DataType, source: str) -> None:
         "id": pa.types.is_integer(t) or _is_text(t),
     }.get(kind, True)
     if not ok:
-        raise BadInput(
-            f"{source}: column '{name}' has Arrow type {t}, which cannot be kind '{kind}'; "
-            f"pick another kind or cast the column"
-        )
+        raise BadInput(f"{source}: column '{name}' has Arrow type {t}, which cannot be kind '{kind}'; pick another kind or cast the column")
 
 
 def _supported(t: pa.DataType) -> bool:
@@ -287,7 +284,7 @@ def _text_number_note(name: str, values: pa.ChunkedArray, n_unique: int) -> str 
     text = pd.Series(counts.field("values").to_pylist(), dtype=object).str.strip()
     n = pd.Series(counts.field("counts").to_numpy())
     total = int(n.sum())
-    for as_number, how in ((text, ""), (text.str.replace(",", ".", regex=False), "comma")):
+    for as_number, how in ((text, ""), (text.str.replace(",", ".", regex=False), "comma")):  # noqa: B007 - `how` is read after the loop
         number = pd.to_numeric(as_number, errors="coerce").notna()
         bad = int(n[~number].sum())
         if n[number].sum() and bad <= MAX_NON_NUMBER_SHARE * total:
@@ -355,10 +352,7 @@ def infer_schema(
         raise BadInput(f"{source}: has no rows; a schema is inferred from data")
     unknown = [n for n in overrides if n not in table.column_names]
     if unknown:
-        raise BadInput(
-            f"{overrides_source}: column '{unknown[0]}' is not in {source}; "
-            f"columns there are: {', '.join(table.column_names)}"
-        )
+        raise BadInput(f"{overrides_source}: column '{unknown[0]}' is not in {source}; columns there are: {', '.join(table.column_names)}")
     notes: list[str] = []
     columns = [
         _infer_column(field, table.column(field.name), table.num_rows, overrides.get(field.name, {}), source, overrides_source, notes)

@@ -29,6 +29,7 @@ def check_config(ctx: Context) -> None:
     else:
         raise fail(ctx, name, "an unknown config key was accepted; set model_config = ConfigDict(extra='forbid')")
 
+
 def check_sample_before_fit(ctx: Context) -> None:
     """Sampling (or saving) an unfitted generator raises RuntimeError mentioning fit."""
     gen = ctx.new()
@@ -41,36 +42,49 @@ def check_sample_before_fit(ctx: Context) -> None:
             if "fit" not in str(exc):
                 raise fail(ctx, "sample before fit", f"{method}() raised RuntimeError({exc!r}), which does not mention fit") from None
         except Exception as exc:
-            raise fail(ctx, "sample before fit", f"{method}() raised {type(exc).__name__}({exc}); raise RuntimeError saying to call fit") from None
+            raise fail(
+                ctx, "sample before fit", f"{method}() raised {type(exc).__name__}({exc}); raise RuntimeError saying to call fit"
+            ) from None
         else:
             raise fail(ctx, "sample before fit", f"{method}() on an unfitted generator returned rows; it must raise RuntimeError")
+
 
 def check_fit_returns_self(ctx: Context) -> None:
     ctx.fitted  # noqa: B018 - fits on first use
     if ctx._fit_returned is not ctx._fitted:
         raise fail(ctx, "fit returns self", f"fit() returned {type(ctx._fit_returned).__name__}, not the generator itself")
 
+
 def check_seeded_sampling(ctx: Context) -> None:
     """The same seed gives identical samples (twice in a row); a different seed gives different ones."""
     a, b = ctx.sample(seed=7), ctx.sample(seed=7)
     if not same(a, b):
-        raise fail(ctx, "seeded sampling", f"two samples with seed=7 differ ({first_difference(a, b)}); seed every draw from the seed argument")
+        raise fail(
+            ctx, "seeded sampling", f"two samples with seed=7 differ ({first_difference(a, b)}); seed every draw from the seed argument"
+        )
     c = ctx.sample(seed=8)
     if same(a, c):
         raise fail(ctx, "seeded sampling", "seed=7 and seed=8 gave identical samples; the seed argument is ignored")
+
 
 def check_seeded_fit(ctx: Context) -> None:
     """Fitting twice with the same seed gives the same model (same samples)."""
     again, _ = ctx.refitted
     a, b = ctx.sample(seed=3), ctx.sample(again, seed=3)
     if not same(a, b):
-        raise fail(ctx, "seeded fit", f"two fits with seed=0 sample differently ({first_difference(a, b)}); seed all training randomness from fit(seed=...)")
+        raise fail(
+            ctx,
+            "seeded fit",
+            f"two fits with seed=0 sample differently ({first_difference(a, b)}); seed all training randomness from fit(seed=...)",
+        )
+
 
 def check_global_rng_untouched(ctx: Context) -> None:
     """fit and sample leave numpy's and torch's global random state as they found it (only the CLI seeds globally)."""
     _, changed = ctx.refitted
     if changed:
         raise fail(ctx, "global RNG untouched", f"fit/sample changed {changed}")
+
 
 def check_save_refuses(ctx: Context) -> None:
     """Tags(saves=False): save() refuses with BadInput and writes nothing."""
@@ -103,4 +117,6 @@ def check_save_load(ctx: Context) -> None:
                 raise fail(ctx, "save/load", f"{how}() returned {type(loaded).__name__}, not {type(gen).__name__}")
             got = ctx.sample(loaded, seed=5)
             if not same(want, got):
-                raise fail(ctx, "save/load", f"after {how}() the samples differ ({first_difference(want, got)}); save every piece of fitted state")
+                raise fail(
+                    ctx, "save/load", f"after {how}() the samples differ ({first_difference(want, got)}); save every piece of fitted state"
+                )

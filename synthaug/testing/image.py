@@ -78,16 +78,20 @@ def check_conditions(ctx: Context) -> None:
         got = ctx.sample(seed=0, conditions={column: value})
         values = sorted(set(got.labels.tolist()))
         if len(got.labels) != N_SAMPLE or values != [k]:
-            raise fail(ctx, "conditions",
-                       f"conditions={{{column!r}: {value!r}}} gave {len(got.labels)} images with labels {values}, want only {k}")
+            raise fail(
+                ctx, "conditions", f"conditions={{{column!r}: {value!r}}} gave {len(got.labels)} images with labels {values}, want only {k}"
+            )
 
 
 def check_bad_conditions(ctx: Context) -> None:
     """An unknown column or label in conditions is BadInput naming it (and listing the labels)."""
     gen, column = ctx.fitted, ctx.schema.label_column
     n_classes = len(ctx.schema.label_names)
-    bad = [({"no_such_column_xyz": 1}, "no_such_column_xyz"), ({column: "never_seen_value_xyz"}, "never_seen_value_xyz"),
-           ({column: n_classes + 7}, str(n_classes + 7))]
+    bad = [
+        ({"no_such_column_xyz": 1}, "no_such_column_xyz"),
+        ({column: "never_seen_value_xyz"}, "never_seen_value_xyz"),
+        ({column: n_classes + 7}, str(n_classes + 7)),
+    ]
     for conditions, needle in bad:
         try:
             next(iter(gen.sample_batches(5, seed=0, conditions=conditions)))

@@ -55,6 +55,7 @@ def check_samples_match_schema(ctx: Context) -> None:
             if pc.count_distinct(col).as_py() != table.num_rows:
                 raise fail(ctx, name, f"id column '{spec.name}' repeats values across the {table.num_rows} sampled rows")
 
+
 def _condition_column(schema: Schema, table: pa.Table) -> tuple[str, Any] | None:
     """A categorical column and its second most common category (not just the mode)."""
     for spec in schema.columns:
@@ -62,6 +63,7 @@ def _condition_column(schema: Schema, table: pa.Table) -> tuple[str, Any] | None
             counts = table[spec.name].to_pandas().value_counts()
             return spec.name, counts.index[1 if len(counts) > 1 else 0]
     return None
+
 
 def check_conditions(ctx: Context) -> None:
     """conditions={column: category} yields only rows with that category."""
@@ -72,7 +74,10 @@ def check_conditions(ctx: Context) -> None:
     table = ctx.sample(seed=0, conditions={column: value})
     values = set(table[column].to_pylist())
     if table.num_rows != N_SAMPLE or values != {value}:
-        raise fail(ctx, "conditions", f"conditions={{{column!r}: {value!r}}} gave {table.num_rows} rows with values {sorted(values, key=str)}")
+        raise fail(
+            ctx, "conditions", f"conditions={{{column!r}: {value!r}}} gave {table.num_rows} rows with values {sorted(values, key=str)}"
+        )
+
 
 def check_bad_conditions(ctx: Context) -> None:
     """An unknown column or an unseen category in conditions is BadInput naming it."""
@@ -88,9 +93,12 @@ def check_bad_conditions(ctx: Context) -> None:
             if needle not in str(exc):
                 raise fail(ctx, "bad conditions", f"BadInput for conditions={conditions} does not name '{needle}': {exc}") from None
         except Exception as exc:
-            raise fail(ctx, "bad conditions", f"conditions={conditions} raised {type(exc).__name__}({exc}), not synthaug.errors.BadInput") from None
+            raise fail(
+                ctx, "bad conditions", f"conditions={conditions} raised {type(exc).__name__}({exc}), not synthaug.errors.BadInput"
+            ) from None
         else:
             raise fail(ctx, "bad conditions", f"conditions={conditions} were accepted; raise BadInput naming the column or value")
+
 
 def check_fit_rejects_missing_column(ctx: Context) -> None:
     """A schema naming a column the data lacks is BadInput naming it."""

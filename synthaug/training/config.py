@@ -44,9 +44,7 @@ class TrainerConfig(BaseModel):
     patience: int = Field(30, ge=0, description="epochs without improvement before stopping; 0 disables")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of training rows used to pick the best epoch")
     min_steps_per_epoch: int = Field(10, gt=0, description="small tables: an epoch repeats passes until this many steps")
-    max_steps_per_epoch: int = Field(
-        200, gt=0, description="large tables: an epoch ends after this many steps, so epochs stay comparable"
-    )
+    max_steps_per_epoch: int = Field(200, gt=0, description="large tables: an epoch ends after this many steps, so epochs stay comparable")
     progress_bar: bool = True
     deterministic: bool = True
     accelerator: str = Field("cpu", description="cpu, gpu, cuda, mps or auto")
@@ -81,9 +79,7 @@ def check_trainer(cfg: TrainerConfig, where: str = "trainer") -> None:
         if not torch.cuda.is_available():
             raise BadInput(f"{where}.accelerator={cfg.accelerator} but this machine has no CUDA GPU; use accelerator=cpu")
         if cfg.devices > torch.cuda.device_count():
-            raise BadInput(
-                f"{where}.devices={cfg.devices} but this machine has {torch.cuda.device_count()} GPU(s); lower devices"
-            )
+            raise BadInput(f"{where}.devices={cfg.devices} but this machine has {torch.cuda.device_count()} GPU(s); lower devices")
     if accel == "mps":
         import torch
 

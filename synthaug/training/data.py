@@ -117,6 +117,4 @@ def loaders(x: np.ndarray, cfg: TrainerConfig, seed: int) -> tuple[DataLoader, D
     train = x[train_idx]
     batch = min(cfg.batch_size, len(train))
     steps = steps_per_epoch(len(train), batch, cfg)
-    return train_loader(Rows(train), ShuffledRows(len(train)), batch, steps, seed), val_loader(
-        None if val_idx is None else x[val_idx]
-    )
+    return train_loader(Rows(train), ShuffledRows(len(train)), batch, steps, seed), val_loader(None if val_idx is None else x[val_idx])

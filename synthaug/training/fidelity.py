@@ -23,7 +23,9 @@ class FidelityLayout(nn.Module):
         self.numeric, self.groups, self.onehot_cols = [], [], []
         # Per numeric column, the one-hot position that marks a null row (None without nulls):
         # null rows carry a placeholder value, so they stay out of that column's KS statistic.
-        self.null_flag = [next((t.start + 1 for t in encoder.spans_of(s.column) if t.role == "null"), None) for s in encoder.spans if s.role == "offset"]
+        self.null_flag = [
+            next((t.start + 1 for t in encoder.spans_of(s.column) if t.role == "null"), None) for s in encoder.spans if s.role == "offset"
+        ]
         for s in encoder.spans:
             if s.role == "offset":
                 state = encoder.columns[s.column]

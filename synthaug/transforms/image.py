@@ -50,8 +50,7 @@ class ImageTransform:
         images = np.asarray(images)
         expected = (*self.size, self.channels)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f"encode expects uint8 (N, {expected[0]}, {expected[1]}, {expected[2]}), "
-                             f"got {images.dtype} {images.shape}")
+            raise ValueError(f"encode expects uint8 (N, {expected[0]}, {expected[1]}, {expected[2]}), got {images.dtype} {images.shape}")
         lo, hi = self.value_range
         unit = images.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
         return np.ascontiguousarray(unit * np.float32(hi - lo) + np.float32(lo))

@@ -17,7 +17,17 @@ from synthaug.validation.shape import check_shard
 class ShardValidator:
     """Called once per written shard: shape checks always, the GX suite when gates ask for it."""
 
-    def __init__(self, schema: Schema, train: pd.DataFrame, gates: GatesConfig, run_name: str, *, rows_per_shard: int | None = None, extra: list[dict] | None = None, suite_path: str | None = None):
+    def __init__(
+        self,
+        schema: Schema,
+        train: pd.DataFrame,
+        gates: GatesConfig,
+        run_name: str,
+        *,
+        rows_per_shard: int | None = None,
+        extra: list[dict] | None = None,
+        suite_path: str | None = None,
+    ):
         self.schema, self.run_name = schema, run_name
         self.checks: list = []
         self.results: dict[str, dict] = {}
@@ -25,7 +35,11 @@ class ShardValidator:
         if gates.expectations:
             from synthaug.validation import expectations
 
-            self.suite = expectations.load_suite(suite_path) if suite_path else expectations.build_suite(train, schema, extra=extra, rows_per_shard=rows_per_shard)
+            self.suite = (
+                expectations.load_suite(suite_path)
+                if suite_path
+                else expectations.build_suite(train, schema, extra=extra, rows_per_shard=rows_per_shard)
+            )
 
     def __call__(self, path: Path, table: pa.Table) -> None:
         table = table.select(self.schema.names)  # drop an optional synthetic marker column
@@ -37,7 +51,10 @@ class ShardValidator:
 
     def summary(self) -> dict[str, Any]:
         shards = {
-            name: {"success": r["success"], "failed": [f"{x['expectation']}({x.get('column') or ''})" for x in r["results"] if not x["success"]]}
+            name: {
+                "success": r["success"],
+                "failed": [f"{x['expectation']}({x.get('column') or ''})" for x in r["results"] if not x["success"]],
+            }
             for name, r in self.results.items()
         }
         return {"success": all(s["success"] for s in shards.values()), "shards": shards}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def _type_expectation(spec: ColumnSpec, values: pd.Series):
         types = _FLOATS + _INTS
     elif spec.kind == "boolean":
         types = ["bool"]  # an object column (bool with nulls) is checked value by value
-    elif dtype == object:  # checked value by value: the Python type of the values
+    elif dtype == np.dtype(object):  # checked value by value: the Python type of the values
         types = sorted({type(_py(v)).__name__ for v in values.dropna().head(1000)})
     elif pd.api.types.is_string_dtype(dtype):
         types = ["str"]
@@ -123,7 +123,9 @@ def build_suite(
     gx = _gx()
     missing = [n for n in schema.names if n not in train_df.columns]
     if missing:
-        raise BadInput(f"column '{missing[0]}' from the schema is not in the training data; columns there are: {', '.join(train_df.columns)}")
+        raise BadInput(
+            f"column '{missing[0]}' from the schema is not in the training data; columns there are: {', '.join(train_df.columns)}"
+        )
     items = [_make("ExpectTableColumnsToMatchOrderedList", column_list=schema.names)]
     if rows_per_shard:
         items.append(_make("ExpectTableRowCountToBeBetween", min_value=1, max_value=int(rows_per_shard)))
@@ -190,9 +192,7 @@ def _suite_from_json(raw: dict, source: str):
             raise BadInput(f"{source}: expectation {e!r} has no type")
         _expectation_class(e["type"])  # BadInput naming an unknown one
         expectations.append({k: e[k] for k in _CONFIG_KEYS if e.get(k) is not None})
-    suite = _gx().ExpectationSuite(
-        name=raw["name"], expectations=expectations, meta=raw.get("meta") or None, notes=raw.get("notes")
-    )
+    suite = _gx().ExpectationSuite(name=raw["name"], expectations=expectations, meta=raw.get("meta") or None, notes=raw.get("notes"))
     if len(suite.expectations) != len(expectations):  # GX logs and drops invalid ones
         raise BadInput(f"{source}: some expectations have invalid kwargs; check them against the GX docs")
     return suite
@@ -220,7 +220,7 @@ def validate_shard(df: pd.DataFrame, suite, run_name: str) -> dict:
 
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
     res = batch.validate(suite, result_format="SUMMARY")
-    res.meta["run_id"] = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    res.meta["run_id"] = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
     res.meta["shard"] = run_name
     rows = []
     for r in res.results:

@@ -74,7 +74,15 @@ def validate_external(
                 )
             header = {"name": f"validate {synthetic}", "rows": rows, "seed": seed}
             report, sample = build_report(
-                validator, shard_paths, train_df, holdout_df, gates_cfg, target=target, seed=seed, metrics_rows=metrics_rows, header=header,
+                validator,
+                shard_paths,
+                train_df,
+                holdout_df,
+                gates_cfg,
+                target=target,
+                seed=seed,
+                metrics_rows=metrics_rows,
+                header=header,
                 skip_reasons={"holdout": "no --holdout", "target": "no --target"},
             )
         write_report(stage.path, report, validator, train_df, sample, schema)

@@ -39,7 +39,10 @@ class GatesConfig(BaseModel):
         return names
 
     def needs_fidelity(self) -> bool:
-        return any(v is not None for v in (self.quality_min, self.column_shapes_min, self.pair_trends_min, self.detection_auc_max, self.tstr_gap_max))
+        return any(
+            v is not None
+            for v in (self.quality_min, self.column_shapes_min, self.pair_trends_min, self.detection_auc_max, self.tstr_gap_max)
+        )
 
     def needs_privacy(self) -> bool:
         return any(v is not None for v in (self.dcr_share_max, self.exact_match_excess_max, self.mia_auc_max))
@@ -59,7 +62,8 @@ class GateResult:
 
     def line(self) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.4f}"
-        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {shown} (must be {self.op} {self.threshold}){' ' + self.detail if self.detail else ''}"
+        detail = f" {self.detail}" if self.detail else ""
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {shown} (must be {self.op} {self.threshold}){detail}"
 
 
 def metric_value(metrics: dict[str, Any], path: str) -> float | None:

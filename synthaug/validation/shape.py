@@ -70,7 +70,11 @@ def _int_limits(dtype: str) -> tuple[int, int] | None:
 def check_shard(table: pa.Table, schema: Schema, shard: str) -> list[Check]:
     expected = schema.arrow_schema()
     checks = []
-    same = table.select(expected.names).schema.equals(expected, check_metadata=False) if set(expected.names) <= set(table.column_names) else False
+    same = (
+        table.select(expected.names).schema.equals(expected, check_metadata=False)
+        if set(expected.names) <= set(table.column_names)
+        else False
+    )
     checks.append(Check(f"{shard}: arrow schema", same, "" if same else f"got {table.schema}, want {expected}"))
     if not same:
         return checks

@@ -28,11 +28,7 @@ TOP_PAIRS = 5  # the column pairs with the most novel combinations, shown in the
 
 
 def category_pairs(schema: Schema) -> list[tuple[str, str]]:
-    cols = [
-        c.name
-        for c in schema.columns
-        if c.kind in ("categorical", "boolean") and 2 <= len(c.categories or []) <= PAIR_MAX_CATEGORIES
-    ]
+    cols = [c.name for c in schema.columns if c.kind in ("categorical", "boolean") and 2 <= len(c.categories or []) <= PAIR_MAX_CATEGORIES]
     return [(a, b) for i, a in enumerate(cols) for b in cols[i + 1 :]]
 
 

@@ -54,8 +54,9 @@ class ImageBatch:
 
     @staticmethod
     def concat(batches: list[ImageBatch]) -> ImageBatch:
-        return ImageBatch(np.concatenate([b.images for b in batches]), np.concatenate([b.labels for b in batches]),
-                          [k for b in batches for k in b.keys])
+        return ImageBatch(
+            np.concatenate([b.images for b in batches]), np.concatenate([b.labels for b in batches]), [k for b in batches for k in b.keys]
+        )
 
 
 class LabelledImages(Dataset):
@@ -91,25 +92,32 @@ class ImageGenerator(Generator):
         elif isinstance(data, (tuple, list)) and len(data) == 2:
             images, labels = data
             if schema is None:
-                raise BadInput(f"{self.name}: images given as arrays need schema=ImageSchema(...) (see "
-                               "synthaug.schema.image.infer_image_schema), or pass the ImageSet of synthaug.io.images.read_images")
+                raise BadInput(
+                    f"{self.name}: images given as arrays need schema=ImageSchema(...) (see "
+                    "synthaug.schema.image.infer_image_schema), or pass the ImageSet of synthaug.io.images.read_images"
+                )
             keys = [f"image{i:08d}" for i in range(len(labels))]
         else:
-            raise BadInput(f"{self.name} trains on an ImageSet (synthaug.io.images.read_images) or (images, labels) arrays; "
-                           f"got {type(data).__name__}")
+            raise BadInput(
+                f"{self.name} trains on an ImageSet (synthaug.io.images.read_images) or (images, labels) arrays; got {type(data).__name__}"
+            )
         if not isinstance(schema, ImageSchema):
             raise BadInput(f"{self.name}: schema must be an ImageSchema, got {type(schema).__name__}")
         images, labels = np.asarray(images), np.asarray(labels)
         want = (schema.height, schema.width, schema.channels)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != want:
-            raise BadInput(f"{self.name}: images must be uint8 (N, {want[0]}, {want[1]}, {want[2]}) as the schema says; "
-                           f"got {images.dtype} {images.shape}")
+            raise BadInput(
+                f"{self.name}: images must be uint8 (N, {want[0]}, {want[1]}, {want[2]}) as the schema says; "
+                f"got {images.dtype} {images.shape}"
+            )
         n_classes = len(schema.label_names)
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
             raise BadInput(f"{self.name}: labels must be integers of shape ({len(images)},); got {labels.dtype} {labels.shape}")
         if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-            raise BadInput(f"{self.name}: labels must be class indices in [0, {n_classes}) (the schema names {n_classes} "
-                           f"classes); found {labels.min()}..{labels.max()}")
+            raise BadInput(
+                f"{self.name}: labels must be class indices in [0, {n_classes}) (the schema names {n_classes} "
+                f"classes); found {labels.min()}..{labels.max()}"
+            )
         if len(images) < MIN_ROWS:
             raise BadInput(f"training data has {len(images)} images; {self.name} needs at least {MIN_ROWS}")
         self._check_shape(schema.height, schema.width, schema.mode)
@@ -122,8 +130,10 @@ class ImageGenerator(Generator):
         if mode not in CHANNELS:
             raise BadInput(f"{self.name}: image mode {mode!r} is not supported; use L or RGB")
         if min(height, width) < MIN_SIDE:
-            raise BadInput(f"{self.name}: images are {height}x{width}; every family needs at least {MIN_SIDE}x{MIN_SIDE} "
-                           "(read the source with size=(8, 8) or larger)")
+            raise BadInput(
+                f"{self.name}: images are {height}x{width}; every family needs at least {MIN_SIDE}x{MIN_SIDE} "
+                "(read the source with size=(8, 8) or larger)"
+            )
         self._check_size(height, width, CHANNELS[mode])
 
     def _fit(self, data: ImageSet, schema: ImageSchema, trainer: TrainerConfig, *, seed: int) -> dict[str, Any]:
@@ -148,8 +158,9 @@ class ImageGenerator(Generator):
         net = fit_feature_net(data.images[rows], data.labels[rows], k, seed=seed, max_epochs=FEATURE_NET_EPOCHS)
         return ImageFidelity(net, self.transform, data.images[val_idx], data.labels[val_idx], k, self.config.val_images)
 
-    def _loaders(self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig,
-                seed: int, steps_factor: int = 1) -> tuple[DataLoader, DataLoader | None]:
+    def _loaders(
+        self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig, seed: int, steps_factor: int = 1
+    ) -> tuple[DataLoader, DataLoader | None]:
         """Uniformly sampled training batches (StepSampler; an epoch is `steps_factor` times the
         usual number of steps) and a one-row validation loader that only makes Lightning run the
         validation epoch: the validation images themselves are already in `fidelity`."""
@@ -245,11 +256,15 @@ class ImageGenerator(Generator):
         elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < len(names):
             k = int(value)
         else:
-            raise BadInput(f"label {short_repr(value)} is not one of this model's labels; labels are: {', '.join(names)} "
-                           f"(or their indices 0..{len(names) - 1})")
+            raise BadInput(
+                f"label {short_repr(value)} is not one of this model's labels; labels are: {', '.join(names)} "
+                f"(or their indices 0..{len(names) - 1})"
+            )
         if self.schema.class_counts[names[k]] == 0:
-            raise BadInput(f"label {names[k]!r} had no training images, so the model cannot draw it; labels with images: "
-                           + ", ".join(n for n in names if self.schema.class_counts[n]))
+            raise BadInput(
+                f"label {names[k]!r} had no training images, so the model cannot draw it; labels with images: "
+                + ", ".join(n for n in names if self.schema.class_counts[n])
+            )
         return k
 
     def _require_fitted(self) -> None:
@@ -276,8 +291,10 @@ class ImageGenerator(Generator):
             raise BadInput(f"{file}: schema or transform state is damaged ({type(exc).__name__}); re-save the model") from None
         s, t = gen.schema, gen.transform
         if t.size != (s.height, s.width) or t.mode != s.mode or t.value_range != cls.value_range:
-            raise BadInput(f"{file}: transform {t.state_dict()} does not match the schema ({s.height}x{s.width} {s.mode}) "
-                           f"or this family's range {cls.value_range}; the file is damaged, re-save the model")
+            raise BadInput(
+                f"{file}: transform {t.state_dict()} does not match the schema ({s.height}x{s.width} {s.mode}) "
+                f"or this family's range {cls.value_range}; the file is damaged, re-save the model"
+            )
         gen._check_shape(s.height, s.width, s.mode)
         gen.module = build_checked(gen._build, state, path)
         return gen
@@ -295,6 +312,7 @@ class ImageGenerator(Generator):
     def _build(self):
         raise NotImplementedError
 
-    def _fit_encoded(self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig,
-                     seed: int) -> dict[str, Any] | None:
+    def _fit_encoded(
+        self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig, seed: int
+    ) -> dict[str, Any] | None:
         raise NotImplementedError

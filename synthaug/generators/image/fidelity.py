@@ -30,8 +30,9 @@ class ImageFidelity:
     checkpoints (it is rebuilt by every fit, never saved).
     """
 
-    def __init__(self, net: FeatureNet, transform: ImageTransform, images: np.ndarray, labels: np.ndarray,
-                 n_classes: int, n_generated: int) -> None:
+    def __init__(
+        self, net: FeatureNet, transform: ImageTransform, images: np.ndarray, labels: np.ndarray, n_classes: int, n_generated: int
+    ) -> None:
         self.net, self.transform, self.n_classes = net, transform, n_classes
         feats = net.features(images)
         self.feature_scale = float(np.sqrt(max(feats.var(axis=0).mean(), 1e-12)))

@@ -48,9 +48,11 @@ class ImageGANConfig(BaseModel):
     latent_dim: int = Field(64, gt=0, le=1024, description="size of the generator's noise input")
     label_dim: int = Field(32, gt=0, le=1024, description="size of the generator's label embedding")
     generator_channels: int = Field(
-        16, gt=0, le=MAX_CHANNELS, description="generator channels at full resolution (doubling per halving, capped at 256)")
+        16, gt=0, le=MAX_CHANNELS, description="generator channels at full resolution (doubling per halving, capped at 256)"
+    )
     discriminator_channels: int = Field(
-        32, gt=0, le=MAX_CHANNELS, description="discriminator channels at full resolution (doubling per halving, capped at 256)")
+        32, gt=0, le=MAX_CHANNELS, description="discriminator channels at full resolution (doubling per halving, capped at 256)"
+    )
     generator_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the generator")
     discriminator_lr: float = Field(4e-4, gt=0, description="Adam learning rate of the discriminator (two time-scale update rule)")
     betas: tuple[float, float] = Field((0.0, 0.9), description="Adam betas of both optimisers")
@@ -60,7 +62,8 @@ class ImageGANConfig(BaseModel):
     r1_every: int = Field(4, gt=0, description="apply R1 every this many discriminator steps (lazy regularisation)")
     n_critic: int = Field(1, gt=0, description="discriminator steps per generator step")
     ema_decay: float = Field(
-        0.995, ge=0, lt=1, description="sample from an exponential moving average of the generator's weights (0 = the live weights)")
+        0.995, ge=0, lt=1, description="sample from an exponential moving average of the generator's weights (0 = the live weights)"
+    )
     val_images: int = Field(500, gt=0, description="images generated to score each epoch against the validation images")
 
 
@@ -184,15 +187,18 @@ class ImageGAN(ImageGenerator):
 
     def _check_size(self, height: int, width: int, channels: int) -> None:
         if max(height, width) > MAX_SIDE or conv_plan(height, width)[2] == 0:
-            raise BadInput(f"{self.name}: images are {height}x{width}; it takes sides up to {MAX_SIDE} that halve at least "
-                           "once to a size >= 4 (even sides, e.g. 8x8, 28x28, 32x32); resize the source (size=...)")
+            raise BadInput(
+                f"{self.name}: images are {height}x{width}; it takes sides up to {MAX_SIDE} that halve at least "
+                "once to a size >= 4 (even sides, e.g. 8x8, 28x28, 32x32); resize the source (size=...)"
+            )
 
     def _build(self) -> ImageGANModule:
         s = self.schema
         return ImageGANModule([s.channels, s.height, s.width], len(s.label_names), self.config.model_dump(mode="json"))
 
-    def _fit_encoded(self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig,
-                     seed: int) -> dict[str, Any]:
+    def _fit_encoded(
+        self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig, seed: int
+    ) -> dict[str, Any]:
         self.module = self._build_seeded(seed)
         self.module.fidelity = fidelity
         train_dl, val_dl = self._loaders(x, y, fidelity, trainer, seed, steps_factor=self.config.n_critic)

@@ -49,9 +49,15 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Linear(latent_dim + label_dim, widths[0] * h0 * w0)
         blocks: list[nn.Module] = [_norm(widths[0]), nn.ReLU()]
         for a, b in zip(widths, widths[1:]):
-            blocks += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(a, b, 3, padding=1), _norm(b), nn.ReLU(),
-                       nn.Conv2d(b, b, 3, padding=1), _norm(b), nn.ReLU()]
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(a, b, 3, padding=1),
+                _norm(b),
+                nn.ReLU(),
+                nn.Conv2d(b, b, 3, padding=1),
+                _norm(b),
+                nn.ReLU(),
+            ]
         blocks.append(nn.Conv2d(widths[-1], c, 3, padding=1))
         self.body = nn.Sequential(*blocks)
 

@@ -58,11 +58,13 @@ class ImageRBMConfig(BaseModel):
     thinning: int = Field(10, gt=0, description="Gibbs steps between images kept from one chain")
     n_chains: int = Field(1000, gt=0, description="parallel Gibbs chains per label and batch (fewer images -> one chain per image)")
     discriminative_weight: float = Field(
-        1.0, ge=0, description="weight of -log p(label | pixels) added to the CD loss (hybrid training): ties label to image")
+        1.0, ge=0, description="weight of -log p(label | pixels) added to the CD loss (hybrid training): ties label to image"
+    )
     val_steps: int = Field(5, gt=0, description="Gibbs steps per epoch of the persistent chains that score each epoch")
     output: Literal["mean", "sample"] = Field("mean", description="emit pixel probabilities (mean field) or binary draws from them")
     val_images: int = Field(
-        500, gt=0, description="scoring chains (images compared with the validation images each epoch); also the chain bank's size")
+        500, gt=0, description="scoring chains (images compared with the validation images each epoch); also the chain bank's size"
+    )
 
 
 class ImageRBMModule(ImageFidelityValidation, pl.LightningModule):
@@ -142,14 +144,15 @@ class ImageRBMModule(ImageFidelityValidation, pl.LightningModule):
         if self.cfg.discriminative_weight:
             loss = loss + self.cfg.discriminative_weight * nn.functional.cross_entropy(self.label_logits(x), labels)
         with torch.no_grad():  # picks the epoch when there are no validation images
-            recon = ((self.gibbs(v, 1, clamp=v[:, self.n_pixels:])[1][:, : self.n_pixels] - v[:, : self.n_pixels]) ** 2).sum(1).mean()
+            recon = ((self.gibbs(v, 1, clamp=v[:, self.n_pixels :])[1][:, : self.n_pixels] - v[:, : self.n_pixels]) ** 2).sum(1).mean()
         self.log("train_loss", recon, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def configure_optimizers(self):
         rest = [p for n, p in self.named_parameters() if n != "W"]
-        return torch.optim.Adam([{"params": [self.W], "weight_decay": self.cfg.weight_decay},
-                                 {"params": rest, "weight_decay": 0.0}], lr=self.cfg.lr)
+        return torch.optim.Adam(
+            [{"params": [self.W], "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=self.cfg.lr
+        )
 
     @torch.no_grad()
     def validation_sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -191,8 +194,11 @@ class ImageRBMModule(ImageFidelityValidation, pl.LightningModule):
         clamp = nn.functional.one_hot(torch.full((chains,), label, device=self.device), self.n_classes).float()
         pool = self.bank[self.bank[:, self.n_pixels + label] > 0.5] if self.bank_ready else self.bank[:0]
         if len(pool):
-            pick = (draws.randperm(len(pool), generator=generator, device=self.device)[:chains] if chains <= len(pool)
-                    else draws.randint(len(pool), chains, generator=generator, device=self.device))
+            pick = (
+                draws.randperm(len(pool), generator=generator, device=self.device)[:chains]
+                if chains <= len(pool)
+                else draws.randint(len(pool), chains, generator=generator, device=self.device)
+            )
             v, burn_in = pool[pick].clone(), self.cfg.burn_in
         else:
             v, burn_in = self.noise(clamp.argmax(1), generator), max(self.cfg.burn_in, NOISE_BURN_IN)
@@ -214,15 +220,18 @@ class ImageRBM(ImageGenerator):
 
     def _check_size(self, height: int, width: int, channels: int) -> None:
         if height * width * channels > MAX_PIXELS:
-            raise BadInput(f"{self.name}: images are {height}x{width}x{channels} = {height * width * channels} pixel values; "
-                           f"a dense RBM takes at most {MAX_PIXELS} (e.g. 64x64 L or 32x32 RGB); resize the source or use image_vae")
+            raise BadInput(
+                f"{self.name}: images are {height}x{width}x{channels} = {height * width * channels} pixel values; "
+                f"a dense RBM takes at most {MAX_PIXELS} (e.g. 64x64 L or 32x32 RGB); resize the source or use image_vae"
+            )
 
     def _build(self) -> ImageRBMModule:
         s = self.schema
         return ImageRBMModule([s.channels, s.height, s.width], len(s.label_names), self.config.model_dump(mode="json"))
 
-    def _fit_encoded(self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig,
-                     seed: int) -> dict[str, Any]:
+    def _fit_encoded(
+        self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig, seed: int
+    ) -> dict[str, Any]:
         self.module = module = self._build_seeded(seed)
         module.fidelity = fidelity
         # Start the visible biases at the data's log-odds and log-frequencies (Hinton's practical guide).

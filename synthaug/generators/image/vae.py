@@ -49,7 +49,8 @@ class ImageVAEConfig(BaseModel):
     latent_dim: int = Field(16, gt=0, le=1024, description="size of the latent code")
     label_dim: int = Field(16, gt=0, le=1024, description="size of the decoder's label embedding")
     channels: int = Field(
-        32, gt=0, le=MAX_CHANNELS, description="encoder/decoder channels at full resolution (doubling per halving, capped at 256)")
+        32, gt=0, le=MAX_CHANNELS, description="encoder/decoder channels at full resolution (doubling per halving, capped at 256)"
+    )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay")
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
@@ -59,7 +60,8 @@ class ImageVAEConfig(BaseModel):
     prior: Literal["mixture", "standard"] = Field(
         "standard",
         description="sample z from N(0, I), or from a per-class Gaussian mixture fitted to the training codes (sharper, but on "
-        "digits its samples sit measurably closer to training images: near-duplicate excess 0.17 vs 0.00)")
+        "digits its samples sit measurably closer to training images: near-duplicate excess 0.17 vs 0.00)",
+    )
     prior_components: int = Field(3, gt=0, le=64, description="mixture components per class (full covariances; at most one per 30 images)")
     val_images: int = Field(500, gt=0, description="images generated to score each epoch against the validation images")
 
@@ -169,8 +171,14 @@ class ImageVAEModule(ImageFidelityValidation, pl.LightningModule):
             if len(rows) < 2:
                 continue  # no images (or one): keep N(0, I)
             reps = -(-PRIOR_DRAWS // len(rows))
-            z = torch.cat([mu[rows] + std[rows] * draws.randn(len(rows), mu.shape[1], generator=g, device=self.device)
-                           for _ in range(reps)]).double().cpu().numpy()
+            z = (
+                torch.cat(
+                    [mu[rows] + std[rows] * draws.randn(len(rows), mu.shape[1], generator=g, device=self.device) for _ in range(reps)]
+                )
+                .double()
+                .cpu()
+                .numpy()
+            )
             k = max(1, min(self.cfg.prior_components, len(rows) // IMAGES_PER_COMPONENT))
             gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
             self.prior_weights[c].zero_()[:k] = torch.from_numpy(gmm.weights_).to(self.prior_weights)
@@ -212,15 +220,18 @@ class ImageVAE(ImageGenerator):
 
     def _check_size(self, height: int, width: int, channels: int) -> None:
         if max(height, width) > MAX_SIDE or conv_plan(height, width)[2] == 0:
-            raise BadInput(f"{self.name}: images are {height}x{width}; it takes sides up to {MAX_SIDE} that halve at least "
-                           "once to a size >= 4 (even sides, e.g. 8x8, 28x28, 32x32); resize the source (size=...)")
+            raise BadInput(
+                f"{self.name}: images are {height}x{width}; it takes sides up to {MAX_SIDE} that halve at least "
+                "once to a size >= 4 (even sides, e.g. 8x8, 28x28, 32x32); resize the source (size=...)"
+            )
 
     def _build(self) -> ImageVAEModule:
         s = self.schema
         return ImageVAEModule([s.channels, s.height, s.width], len(s.label_names), self.config.model_dump(mode="json"))
 
-    def _fit_encoded(self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig,
-                     seed: int) -> dict[str, Any]:
+    def _fit_encoded(
+        self, x: np.ndarray, y: np.ndarray, fidelity: ImageFidelity | None, trainer: TrainerConfig, seed: int
+    ) -> dict[str, Any]:
         self.module = self._build_seeded(seed)
         self.module.fidelity = fidelity
         train_dl, val_dl = self._loaders(x, y, fidelity, trainer, seed)

@@ -31,8 +31,14 @@ def to_pandas(table: pa.Table):
     import pandas as pd
 
     nullable = {
-        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
-        pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
         pa.bool_(): pd.BooleanDtype(),
     }
     return table.to_pandas(types_mapper=nullable.get)
@@ -172,7 +178,9 @@ class TabularGenerator(Generator):
             gen.schema = Schema.model_validate(manifest["schema"])
             gen.encoder = TabularEncoder.from_state(manifest["encoder"], gen.schema)
         except (ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"{Path(path) / MANIFEST}: schema or encoder state is damaged ({type(exc).__name__}); re-save the model") from None
+            raise BadInput(
+                f"{Path(path) / MANIFEST}: schema or encoder state is damaged ({type(exc).__name__}); re-save the model"
+            ) from None
         gen.module = build_checked(gen._build, state, path)
         return gen
 

@@ -63,8 +63,12 @@ class GANConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding_dim: int = Field(128, gt=0, description="size of the generator's noise input")
-    generator_dim: list[int] = Field(default_factory=lambda: [256, 256], min_length=1, description="widths of the generator's residual blocks")
-    discriminator_dim: list[int] = Field(default_factory=lambda: [256, 256], min_length=1, description="widths of the critic's hidden layers")
+    generator_dim: list[int] = Field(
+        default_factory=lambda: [256, 256], min_length=1, description="widths of the generator's residual blocks"
+    )
+    discriminator_dim: list[int] = Field(
+        default_factory=lambda: [256, 256], min_length=1, description="widths of the critic's hidden layers"
+    )
     generator_lr: float = Field(2e-4, gt=0, description="Adam learning rate of the generator")
     discriminator_lr: float = Field(2e-4, gt=0, description="Adam learning rate of the critic")
     betas: tuple[float, float] = Field((0.5, 0.9), description="Adam betas of both optimisers")
@@ -78,7 +82,9 @@ class GANConfig(BaseModel):
     condition_on_nulls: bool = Field(False, description="also put null-indicator groups in the conditional vector")
     log_frequency: bool = Field(True, description="training-by-sampling draws categories by log-frequency (else by frequency)")
     val_rows: int = Field(2000, gt=0, description="generated rows compared with the validation rows each epoch")
-    ema_decay: float = Field(0.99, ge=0, lt=1, description="sample from an exponential moving average of the generator's weights (0 = the live weights)")
+    ema_decay: float = Field(
+        0.99, ge=0, lt=1, description="sample from an exponential moving average of the generator's weights (0 = the live weights)"
+    )
 
 
 # -- networks --------------------------------------------------------------------

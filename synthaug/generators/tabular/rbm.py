@@ -74,7 +74,9 @@ class RBMConfig(BaseModel):
     k: int = Field(1, gt=0, description="Gibbs steps per update (CD-k / PCD-k)")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on the weights")
-    learn_variance: bool = Field(True, description="learn a standard deviation per Gaussian unit (else unit variance on standardised offsets)")
+    learn_variance: bool = Field(
+        True, description="learn a standard deviation per Gaussian unit (else unit variance on standardised offsets)"
+    )
     init_std: float = Field(0.01, gt=0, description="standard deviation of the initial weights")
     burn_in: int = Field(100, ge=0, description="Gibbs steps before the first sample is kept (chains start from the saved chain bank)")
     thinning: int = Field(10, gt=0, description="Gibbs steps between samples kept from one chain")
@@ -243,7 +245,9 @@ class TabularRBMModule(FidelityValidation, pl.LightningModule):
     def configure_optimizers(self):
         decay = [self.W]
         rest = [p for n, p in self.named_parameters() if n != "W" and p.requires_grad]
-        return torch.optim.Adam([{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=self.cfg.lr)
+        return torch.optim.Adam(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=self.cfg.lr
+        )
 
     # -- generation -------------------------------------------------------------------
     def start(self, chains: int, generator: torch.Generator) -> torch.Tensor:

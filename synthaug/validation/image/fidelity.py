@@ -76,9 +76,7 @@ def tstr(
     architecture and recipe (`real_net.recipe`, same seed) trained from scratch on the synthetic
     images, with its validation split carved from them. `gap` = real - synthetic.
     """
-    syn_net = fit_feature_net(
-        synth_images, synth_labels, real_net.n_classes, seed=seed, device=real_net.device, **real_net.recipe
-    )
+    syn_net = fit_feature_net(synth_images, synth_labels, real_net.n_classes, seed=seed, device=real_net.device, **real_net.recipe)
     real_acc = real_net.accuracy(holdout_images, holdout_labels)
     syn_acc = syn_net.accuracy(holdout_images, holdout_labels)
     return {

@@ -111,9 +111,7 @@ def image_privacy(
     ho = np.sort(rng.choice(len(holdout_images), n, replace=False))
     syn_f = net.features(synth)
     out["dcr_images_compared"] = int(n)
-    out["dcr_share_pixel"] = _closer_share(
-        _nearest(syn_px, train_px[tr]), _nearest(syn_px, _pixels(holdout_images[ho]))
-    )
+    out["dcr_share_pixel"] = _closer_share(_nearest(syn_px, train_px[tr]), _nearest(syn_px, _pixels(holdout_images[ho])))
     out["dcr_share_feature"] = _closer_share(
         _nearest(syn_f, net.features(train_images[tr])), _nearest(syn_f, net.features(holdout_images[ho]))
     )
