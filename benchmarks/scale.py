@@ -115,14 +115,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def install_epoch_recorder(log: list[dict]) -> None:
-    """Make every pl.Trainer built by synthaug.training.lightning also record each epoch's end.
+EPOCHS: list[dict] = []  # filled by EpochLog, which trainer.extra builds by import path (this script runs as __main__)
 
-    The benchmark does not change what synthaug trains; it only adds a passive callback.
-    """
-    from synthaug.training.lightning import lightning
 
-    pl = lightning()
+def epoch_log_callback():
+    """A passive callback (given to synthaug through trainer.extra.callbacks) recording each epoch's end."""
+    from synthaug.training.lightning import pl
 
     class EpochLog(pl.Callback):
         def on_train_start(self, trainer, module) -> None:
@@ -130,7 +128,7 @@ def install_epoch_recorder(log: list[dict]) -> None:
 
         def on_train_epoch_end(self, trainer, module) -> None:  # validation has run by now
             m = trainer.callback_metrics
-            log.append(
+            EPOCHS.append(
                 {
                     "epoch": trainer.current_epoch,
                     "t": time.perf_counter() - self.t0,
@@ -140,15 +138,11 @@ def install_epoch_recorder(log: list[dict]) -> None:
 
         def on_train_end(self, trainer, module) -> None:
             stopped = [c for c in trainer.callbacks if type(c).__name__ == "EarlyStopping"]
-            log.append({"end": True, "early_stopped_epoch": stopped[0].stopped_epoch if stopped else 0, "max_epochs": trainer.max_epochs})
+            EPOCHS.append(
+                {"end": True, "early_stopped_epoch": stopped[0].stopped_epoch if stopped else 0, "max_epochs": trainer.max_epochs}
+            )
 
-    base = pl.Trainer
-
-    class RecordingTrainer(base):
-        def __init__(self, *args, callbacks=None, **kwargs) -> None:
-            super().__init__(*args, callbacks=[*(callbacks or []), EpochLog()], **kwargs)
-
-    pl.Trainer = RecordingTrainer
+    return EpochLog()
 
 
 def run_family(name: str, rows: int, minutes: float, sample_rows: int, sample_minutes: float, seed: int) -> dict:
@@ -171,21 +165,22 @@ def run_family(name: str, rows: int, minutes: float, sample_rows: int, sample_mi
     out["schema_s"] = time.perf_counter() - t
     out["kinds"] = {c.name: c.kind for c in schema.columns}
 
-    epochs: list[dict] = []
-    install_epoch_recorder(epochs)
-    trainer = TrainerConfig(max_minutes=minutes, progress_bar=False)
+    epochs = EPOCHS
+    epochs.clear()
+    trainer = TrainerConfig(max_minutes=minutes, progress_bar=False, extra={"callbacks": ["__main__:epoch_log_callback"]})
     out["trainer"] = trainer.model_dump(exclude={"checkpoint_dir"})
     gen = get_generator(name)()
     marks: dict = {}
-    inner_fit = gen._fit
+    inner_fit = gen._fit_encoded
 
     def timed_fit(x, trainer_cfg, fit_seed):  # everything before this call is encoding
         marks["fit_start"], marks["encoded_shape"] = time.perf_counter(), list(x.shape)
         marks["rss_after_encode_mb"] = peak_rss_mb()
-        inner_fit(x, trainer_cfg, fit_seed)
+        info = inner_fit(x, trainer_cfg, fit_seed)
         marks["fit_end"] = time.perf_counter()
+        return info
 
-    gen._fit = timed_fit
+    gen._fit_encoded = timed_fit
     t0 = time.perf_counter()
     gen.fit(table, schema, trainer, seed=seed)
     out["encode_s"] = marks["fit_start"] - t0
