@@ -34,6 +34,7 @@ from PIL import Image
 
 from synthaug.errors import BadInput
 from synthaug.io.image_sources import LABEL_NAMES_FILE
+from synthaug.io.shards import sha256_file
 
 PNG_COMPRESS_LEVEL = 6
 ROW_GROUP_SIZE = 100
@@ -141,7 +142,7 @@ class _Sink:
         raise NotImplementedError
 
     def _record(self, path: Path, rows: int) -> None:
-        self.shards.append(ImageShardInfo(path.relative_to(self.run_dir).as_posix(), rows, path.stat().st_size, _sha256_file(path)))
+        self.shards.append(ImageShardInfo(path.relative_to(self.run_dir).as_posix(), rows, path.stat().st_size, sha256_file(path)))
 
 
 class ImageFolderSink(_Sink):
@@ -283,11 +284,3 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     tar.addfile(info, io.BytesIO(data))
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

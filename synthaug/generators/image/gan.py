@@ -37,6 +37,7 @@ from synthaug.generators.image.fidelity import ImageFidelity, ImageFidelityValid
 from synthaug.generators.image.nets import MAX_CHANNELS, ConvDecoder, conv_plan, level_channels
 from synthaug.training import random as draws
 from synthaug.training.config import TrainerConfig
+from synthaug.training.ema import ema_update
 from synthaug.training.lightning import fit_module, pl
 
 MAX_SIDE = 64
@@ -113,9 +114,7 @@ class ImageGANModule(ImageFidelityValidation, pl.LightningModule):
         if not self.cfg.ema_decay:
             return
         self.ema_steps += 1
-        decay = min(self.cfg.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))  # short memory while young
-        for avg, live in zip(self.ema.parameters(), self.generator.parameters()):
-            avg.lerp_(live, 1 - decay)
+        ema_update(self.ema, self.generator, self.cfg.ema_decay, self.ema_steps)
 
     @torch.no_grad()
     def generate(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -53,6 +53,7 @@ from synthaug.generators.tabular.onehot import sample_onehots
 from synthaug.training import random as draws
 from synthaug.training.config import TrainerConfig
 from synthaug.training.data import split_indices, steps_per_epoch, train_loader, val_loader
+from synthaug.training.ema import ema_update
 from synthaug.training.fidelity import FidelityLayout, FidelityValidation
 from synthaug.training.lightning import fit_module, pl
 from synthaug.training.privacy import DPSGD, PrivateTabular
@@ -239,11 +240,7 @@ class TabularGANModule(FidelityValidation, pl.LightningModule):
         if not self.cfg.ema_decay:
             return
         self.ema_steps += 1
-        decay = min(self.cfg.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))  # short memory while young
-        for avg, live in zip(self.ema.parameters(), self.generator.parameters()):
-            avg.lerp_(live, 1 - decay)
-        for avg, live in zip(self.ema.buffers(), self.generator.buffers()):
-            avg.copy_(live)  # BatchNorm running statistics
+        ema_update(self.ema, self.generator, self.cfg.ema_decay, self.ema_steps)
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         """Training heads: tanh offsets, Gumbel-softmax one-hot groups (differentiable)."""
