@@ -50,6 +50,12 @@ def inputs_of(config: PipelineConfig, pipeline_file: str | Path | None = None) -
     }
 
 
+def _header(config: PipelineConfig, shards) -> dict:
+    """What the report and the manifest both start with."""
+    rows = sum(s.rows for s in shards)
+    return {"name": config.name, "generator": config.generator.name, "seed": config.seed, "config_hash": config.config_hash(), "rows": rows}
+
+
 def provenance_of(config: PipelineConfig, generator: str) -> dict:
     from synthaug import __version__
 
@@ -208,13 +214,7 @@ def _fit_sample_validate(
         )
     if not dp:  # which rows trained a DP model is what DP protects: not published
         write_json(stage.path / "split.json", split_record(source, parts))
-    header = {
-        "name": config.name,
-        "generator": config.generator.name,
-        "seed": config.seed,
-        "config_hash": config.config_hash(),
-        "rows": sum(s.rows for s in shards),
-    }
+    header = _header(config, shards)
     with _timed(timings, "validate", log):
         report, reference, synthetic = stages.validate(
             shard_validator,
@@ -281,13 +281,7 @@ def _run_images(config: PipelineConfig, stage, timings: dict[str, float], log: C
         shards, synth, labels, meta = images.sample(
             generator, config.sample, stage.path, train.label_names, seed=config.seed, balance=balance
         )
-    header = {
-        "name": config.name,
-        "generator": config.generator.name,
-        "seed": config.seed,
-        "config_hash": config.config_hash(),
-        "rows": sum(s.rows for s in shards),
-    }
+    header = _header(config, shards)
     with _timed(timings, "validate", log):
         report, suite, results = images.validate(
             train, holdout, synth, labels, meta, gates, run_dir=stage.path, fmt=fmt, n=config.sample.n_rows, seed=config.seed, header=header
